@@ -1,0 +1,75 @@
+"""Typed errors raised by langchain-persistent-memory.
+
+One root, so callers can catch everything from this package at once; each child also
+subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` keep working::
+
+    PersistentMemoryError
+    ├── InvalidInputError (ValueError)      bad argument; nothing was written
+    │   └── ScopeError                       an id or operation outside the caller's user scope
+    ├── MemoryNotFoundError (KeyError)       no memory with that id (for that user)
+    ├── EmbeddingMismatchError (ValueError)  store was built with another embedding model
+    ├── SchemaVersionError (RuntimeError)    database schema is newer than this release
+    └── ExtractionError (RuntimeError)       the chat model's output could not be used
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EmbeddingMismatchError",
+    "ExtractionError",
+    "InvalidInputError",
+    "MemoryNotFoundError",
+    "PersistentMemoryError",
+    "SchemaVersionError",
+    "ScopeError",
+]
+
+
+class PersistentMemoryError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class InvalidInputError(PersistentMemoryError, ValueError):
+    """An argument was rejected before anything was written.
+
+    Attributes:
+        field: the argument at fault, when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ScopeError(InvalidInputError):
+    """A memory id or operation does not belong to the user the call is scoped to."""
+
+
+class MemoryNotFoundError(PersistentMemoryError, KeyError):
+    """No memory with this id exists (or it belongs to another user)."""
+
+    def __init__(self, memory_id: str, *, user_id: str | None = None) -> None:
+        self.memory_id = memory_id
+        self.user_id = user_id
+        scope = f" for user {user_id!r}" if user_id is not None else ""
+        super().__init__(f"no memory with id {memory_id!r}{scope}")
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class EmbeddingMismatchError(PersistentMemoryError, ValueError):
+    """The store's vectors were made by a different embedding model or dimension."""
+
+    def __init__(self, message: str, *, stored: str | None = None, given: str | None = None):
+        super().__init__(message)
+        self.stored = stored
+        self.given = given
+
+
+class SchemaVersionError(PersistentMemoryError, RuntimeError):
+    """The database was written by a newer release than the one running."""
+
+
+class ExtractionError(PersistentMemoryError, RuntimeError):
+    """The chat model's output could not be turned into valid memory operations."""

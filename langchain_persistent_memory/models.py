@@ -1,0 +1,135 @@
+"""Data types shared by the store, the pipeline and the integrations.
+
+Only data lives here: no I/O, no logic beyond small conveniences.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AddOp",
+    "DeleteOp",
+    "EventType",
+    "Memory",
+    "MemoryEvent",
+    "Operation",
+    "ScoredMemory",
+    "SupersedeOp",
+    "UpdateOp",
+]
+
+
+class Memory(BaseModel):
+    """One remembered fact, scoped to a user.
+
+    ``valid_to`` is set when a newer memory superseded this one: the row is kept so history
+    can say what used to be true and when it stopped being true.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user_id: str
+    content: str
+    agent_id: str | None = None
+    session_id: str | None = None
+    category: str | None = None
+    importance: float = 0.5
+    created_at: datetime
+    updated_at: datetime
+    valid_from: datetime
+    valid_to: datetime | None = None
+    superseded_by: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    content_hash: str
+    embedding: list[float] | None = Field(default=None, repr=False)
+
+    @property
+    def is_current(self) -> bool:
+        """True while no newer memory has superseded this one."""
+        return self.valid_to is None
+
+
+class ScoredMemory(NamedTuple):
+    """A search hit: unpacks as ``memory, score``. Higher scores are more relevant."""
+
+    memory: Memory
+    score: float
+
+
+class EventType(str, Enum):
+    """What happened to a memory, as recorded in its history."""
+
+    ADD = "ADD"
+    UPDATE = "UPDATE"
+    SUPERSEDE = "SUPERSEDE"
+    DELETE = "DELETE"
+
+
+class MemoryEvent(BaseModel):
+    """One entry of a memory's history, oldest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    memory_id: str
+    user_id: str
+    event: EventType
+    old_content: str | None = None
+    new_content: str | None = None
+    created_at: datetime
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AddOp(BaseModel):
+    """Store a new memory."""
+
+    kind: Literal["add"] = "add"
+    content: Any
+    category: str | None = None
+    importance: Any = 0.5
+    metadata: Any = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    valid_from: datetime | None = None
+    id: str | None = None
+    embedding: list[float] | None = Field(default=None, repr=False)
+
+
+class UpdateOp(BaseModel):
+    """Refine an existing memory in place (same fact, better wording or fields)."""
+
+    kind: Literal["update"] = "update"
+    memory_id: str
+    content: Any = None
+    category: str | None = None
+    importance: Any = None
+    metadata: Any = None
+
+
+class SupersedeOp(BaseModel):
+    """Replace a memory that stopped being true; the old row keeps ``valid_to``."""
+
+    kind: Literal["supersede"] = "supersede"
+    memory_id: str
+    content: Any
+    category: str | None = None
+    importance: Any = None
+    metadata: Any = None
+    valid_from: datetime | None = None
+
+
+class DeleteOp(BaseModel):
+    """Remove a memory (wrong, or the user asked to forget it)."""
+
+    kind: Literal["delete"] = "delete"
+    memory_id: str
+    reason: str | None = None
+
+
+Operation = AddOp | UpdateOp | SupersedeOp | DeleteOp

@@ -1,0 +1,96 @@
+"""Search filters, validated once and turned into SQL (no I/O here).
+
+Filters narrow the candidate set inside one user's partition; they never widen a search
+beyond the user, so they cannot be used to reach another user's memories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, select
+
+from ..errors import InvalidInputError
+from ..validation import check_id, check_label, check_metadata, to_utc
+from .schema import memories
+
+__all__ = ["FILTER_NAMES", "SearchFilters", "build_filter_query"]
+
+FILTER_NAMES = ("category", "agent_id", "session_id", "metadata", "since", "until")
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    include_superseded: bool = False
+    categories: tuple[str, ...] | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(cls, *, include_superseded: bool = False, category: str | list[str] | None = None,
+           agent_id: str | None = None, session_id: str | None = None,
+           metadata: dict[str, Any] | None = None, since: datetime | None = None,
+           until: datetime | None = None, **unknown: Any) -> SearchFilters:
+        """Validate filter arguments; unknown names are an error, not silently ignored."""
+        if unknown:
+            raise InvalidInputError(
+                f"unknown filter(s) {sorted(unknown)}; known: {', '.join(FILTER_NAMES)}",
+                field=sorted(unknown)[0],
+            )
+        categories = None
+        if category is not None:
+            names = [category] if isinstance(category, str) else list(category)
+            categories = tuple(str(check_label(c)) for c in names)
+        return cls(
+            include_superseded=bool(include_superseded),
+            categories=categories,
+            agent_id=None if agent_id is None else check_id(agent_id, "agent_id"),
+            session_id=None if session_id is None else check_id(session_id, "session_id"),
+            metadata=check_metadata(metadata),
+            since=to_utc(since, "since"),
+            until=to_utc(until, "until"),
+        )
+
+    @property
+    def needs_sql(self) -> bool:
+        """True when something beyond user and validity narrows the candidates."""
+        return bool(self.categories or self.agent_id or self.session_id or self.metadata
+                    or self.since or self.until)
+
+
+def _metadata_clause(key: str, value: Any) -> ColumnElement[bool]:
+    element = memories.c.metadata[key]
+    if isinstance(value, bool):
+        return element.as_boolean() == value
+    if isinstance(value, int):
+        return element.as_integer() == value
+    if isinstance(value, float):
+        return element.as_float() == value
+    if isinstance(value, str):
+        return element.as_string() == value
+    raise InvalidInputError(
+        f"metadata filter on {key!r} must be a string, number or bool", field="metadata")
+
+
+def build_filter_query(user_id: str, filters: SearchFilters, *, columns: list[Any]) -> Select[Any]:
+    """SELECT ``columns`` of the user's memories that pass ``filters``."""
+    clauses: list[ColumnElement[bool]] = [memories.c.user_id == user_id]
+    if not filters.include_superseded:
+        clauses.append(memories.c.valid_to.is_(None))
+    if filters.categories:
+        clauses.append(memories.c.category.in_(filters.categories))
+    if filters.agent_id is not None:
+        clauses.append(memories.c.agent_id == filters.agent_id)
+    if filters.session_id is not None:
+        clauses.append(memories.c.session_id == filters.session_id)
+    if filters.since is not None:
+        clauses.append(memories.c.valid_from >= filters.since)
+    if filters.until is not None:
+        clauses.append(memories.c.valid_from <= filters.until)
+    clauses.extend(_metadata_clause(k, v) for k, v in filters.metadata.items())
+    return select(*columns).where(and_(*clauses))

@@ -1,0 +1,165 @@
+"""Tables and migrations: the SQL source of truth.
+
+``lpm_changes`` is the change log the FAISS index replays: every committed write appends one
+row per touched memory with a strictly increasing ``seq``. ``MIGRATIONS`` upgrades an older
+database in place; the applied version lives in ``lpm_meta``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from ..errors import SchemaVersionError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "changes",
+    "history",
+    "memories",
+    "meta",
+    "metadata_obj",
+    "migrate",
+    "read_meta",
+    "write_meta",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store naive UTC, return aware UTC: the same on SQLite (no tz) and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQLite text (e.g. from a hand-written query)
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+PKType = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrement needs INTEGER
+
+metadata_obj = MetaData()
+
+meta = Table(
+    "lpm_meta",
+    metadata_obj,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+memories = Table(
+    "lpm_memories",
+    metadata_obj,
+    # Integer key: doubles as the vector id inside the FAISS partitions.
+    Column("pk", PKType, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("user_id", String(256), nullable=False),
+    Column("agent_id", String(256)),
+    Column("session_id", String(256)),
+    Column("content", Text, nullable=False),
+    Column("category", String(128)),
+    Column("importance", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("valid_from", UTCDateTime, nullable=False),
+    Column("valid_to", UTCDateTime),
+    Column("superseded_by", String(36)),
+    Column("metadata", JSONType, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("embedding", LargeBinary, nullable=False),
+    Index("ix_lpm_memories_user", "user_id", "valid_to"),
+    Index("ix_lpm_memories_hash", "content_hash"),
+)
+
+history = Table(
+    "lpm_history",
+    metadata_obj,
+    Column("id", PKType, primary_key=True, autoincrement=True),
+    Column("memory_id", String(36), nullable=False, index=True),
+    Column("user_id", String(256), nullable=False, index=True),
+    Column("event", String(16), nullable=False),
+    Column("old_content", Text),
+    Column("new_content", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("metadata", JSONType, nullable=False),
+)
+
+changes = Table(
+    "lpm_changes",
+    metadata_obj,
+    Column("seq", PKType, primary_key=True, autoincrement=True),
+    Column("user_id", String(256), nullable=False),
+    Column("memory_pk", BigInteger, nullable=False),  # 0 with op "purge": the whole user
+    Column("op", String(8), nullable=False),  # "upsert" | "delete" | "purge"
+)
+
+SCHEMA_VERSION = 1
+
+Migration = Callable[[Connection], None]
+
+
+def _v1(conn: Connection) -> None:
+    metadata_obj.create_all(conn, tables=[memories, history, changes])
+
+
+# MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
+MIGRATIONS: list[Migration] = [_v1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def read_meta(conn: Connection) -> dict[str, str]:
+    return {row.key: row.value for row in conn.execute(select(meta.c.key, meta.c.value))}
+
+
+def write_meta(conn: Connection, key: str, value: str) -> None:
+    updated = conn.execute(meta.update().where(meta.c.key == key).values(value=value))
+    if updated.rowcount == 0:
+        conn.execute(meta.insert().values(key=key, value=value))
+
+
+def migrate(conn: Connection) -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; return the version found before."""
+    metadata_obj.create_all(conn, tables=[meta])
+    found = int(read_meta(conn).get("schema_version", "0"))
+    if found > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"database schema version {found} is newer than this release supports "
+            f"({SCHEMA_VERSION}); upgrade langchain-persistent-memory"
+        )
+    for version in range(found, SCHEMA_VERSION):
+        MIGRATIONS[version](conn)
+        write_meta(conn, "schema_version", str(version + 1))
+    return found

@@ -1,0 +1,322 @@
+"""The write path: validate operations, then apply them in one SQL transaction.
+
+Validation is pure and happens first, so bad input never reaches the database. The
+transaction body writes rows, history events and change-log entries together: either all of
+one call's operations are committed or none are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from ..errors import InvalidInputError, MemoryNotFoundError
+from ..models import AddOp, DeleteOp, EventType, Memory, Operation, SupersedeOp, UpdateOp
+from ..validation import (
+    check_content,
+    check_id,
+    check_importance,
+    check_label,
+    check_metadata,
+    check_optional_id,
+    content_hash,
+    to_utc,
+)
+from .rows import MEMORY_COLUMNS, encode_vector, row_to_memory
+from .schema import changes, history, memories
+
+__all__ = ["Applied", "Change", "PreparedOp", "execute_ops", "prepare_ops"]
+
+_UNSET: Any = object()
+
+
+@dataclass
+class PreparedOp:
+    """A validated operation; ``text`` is set when new content needs a vector."""
+
+    kind: str
+    memory_id: str | None = None
+    text: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class Change:
+    seq: int
+    user_id: str
+    pk: int
+    op: str  # upsert | delete | purge
+    current: bool = True
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class Applied:
+    """What one operation did: the resulting memory (or the deleted one)."""
+
+    kind: str
+    memory: Memory
+    previous: Memory | None = None
+    duplicate_of_existing: bool = False
+
+
+def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
+    """Validate every operation before touching the database."""
+    prepared: list[PreparedOp] = []
+    for op in ops:
+        if isinstance(op, AddOp):
+            prepared.append(PreparedOp(
+                kind="add", memory_id=check_optional_id(op.id, "id"),
+                text=check_content(op.content, max_chars=max_chars),
+                fields={
+                    "category": check_label(op.category),
+                    "importance": check_importance(op.importance),
+                    "metadata": check_metadata(op.metadata),
+                    "agent_id": check_optional_id(op.agent_id, "agent_id"),
+                    "session_id": check_optional_id(op.session_id, "session_id"),
+                    "valid_from": to_utc(op.valid_from, "valid_from"),
+                },
+                vector=None if op.embedding is None else check_vector(op.embedding),
+            ))
+        elif isinstance(op, UpdateOp):
+            fields: dict[str, Any] = {}
+            if op.category is not None:
+                fields["category"] = check_label(op.category)
+            if op.importance is not None:
+                fields["importance"] = check_importance(op.importance)
+            if op.metadata is not None:
+                fields["metadata"] = check_metadata(op.metadata)
+            text = None if op.content is None else check_content(op.content, max_chars=max_chars)
+            if text is None and not fields:
+                raise InvalidInputError("update needs at least one field to change")
+            prepared.append(PreparedOp(kind="update", memory_id=check_id(op.memory_id, "id"),
+                                       text=text, fields=fields))
+        elif isinstance(op, SupersedeOp):
+            fields = {"valid_from": to_utc(op.valid_from, "valid_from")}
+            if op.category is not None:
+                fields["category"] = check_label(op.category)
+            if op.importance is not None:
+                fields["importance"] = check_importance(op.importance)
+            if op.metadata is not None:
+                fields["metadata"] = check_metadata(op.metadata)
+            prepared.append(PreparedOp(
+                kind="supersede", memory_id=check_id(op.memory_id, "id"),
+                text=check_content(op.content, max_chars=max_chars), fields=fields,
+            ))
+        elif isinstance(op, DeleteOp):
+            prepared.append(PreparedOp(kind="delete", memory_id=check_id(op.memory_id, "id"),
+                                       reason=op.reason))
+        else:
+            raise InvalidInputError(f"unknown operation {op!r}")
+    return prepared
+
+
+def check_vector(values: Any) -> np.ndarray:
+    """A caller-supplied embedding (import, benchmarks): finite floats, one row."""
+    try:
+        vector = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"embedding is not a list of numbers: {exc}",
+                                field="embedding") from None
+    if vector.ndim != 1 or vector.size == 0 or not np.isfinite(vector).all():
+        raise InvalidInputError("embedding must be a non-empty list of finite numbers",
+                                field="embedding")
+    return vector
+
+
+def _load_owned(conn: Connection, memory_id: str, user_id: str | None) -> Any:
+    row = conn.execute(
+        select(*MEMORY_COLUMNS).where(memories.c.id == memory_id)
+    ).first()
+    if row is None:
+        raise MemoryNotFoundError(memory_id, user_id=user_id)
+    if user_id is not None and row.user_id != user_id:
+        # Same answer as a missing id: never confirm that another user's memory exists.
+        raise MemoryNotFoundError(memory_id, user_id=user_id)
+    return row
+
+
+def _event(conn: Connection, memory_id: str, user_id: str, event: EventType, now: datetime,
+           old: str | None, new: str | None, meta: dict[str, Any] | None = None) -> None:
+    conn.execute(insert(history).values(
+        memory_id=memory_id, user_id=user_id, event=event.value, old_content=old,
+        new_content=new, created_at=now, metadata=meta or {},
+    ))
+
+
+def _memory_values(user_id: str, text: str, vector: np.ndarray, fields: dict[str, Any],
+                   now: datetime, memory_id: str | None) -> dict[str, Any]:
+    return {
+        "id": memory_id or str(uuid.uuid4()), "user_id": user_id, "content": text,
+        "agent_id": fields.get("agent_id"), "session_id": fields.get("session_id"),
+        "category": fields.get("category"), "importance": fields.get("importance", 0.5),
+        "created_at": now, "updated_at": now, "valid_from": fields.get("valid_from") or now,
+        "valid_to": None, "superseded_by": None, "metadata": fields.get("metadata") or {},
+        "content_hash": content_hash(text), "embedding": encode_vector(vector),
+    }
+
+
+def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
+                vectors: dict[str, np.ndarray], now: datetime,
+                dedupe: bool = True) -> tuple[list[Applied], list[Change]]:
+    """Transaction body. ``user_id`` None is the admin scope (ops by id, any user)."""
+    results: list[Applied | None] = [None] * len(ops)
+    pending: list[tuple[str, int, str, bool, np.ndarray | None]] = []
+    adds = [(i, op) for i, op in enumerate(ops) if op.kind == "add"]
+    if adds:
+        assert user_id is not None
+        pending.extend(_add_batch(conn, user_id, adds, results, vectors, now, dedupe))
+
+    for i, op in enumerate(ops):
+        if op.kind == "add":
+            continue
+        if op.kind == "update":
+            assert op.memory_id is not None
+            row = _load_owned(conn, op.memory_id, user_id)
+            before = row_to_memory(row)
+            values = dict(op.fields)
+            vec = None
+            if op.text is not None and op.text != row.content:
+                h = content_hash(op.text)
+                vec = vectors[h]
+                values.update(content=op.text, content_hash=h, embedding=encode_vector(vec))
+            values["updated_at"] = now
+            conn.execute(update(memories).where(memories.c.pk == row.pk).values(**values))
+            _event(conn, row.id, row.user_id, EventType.UPDATE, now, row.content,
+                   op.text if op.text is not None else row.content,
+                   {k: v for k, v in op.fields.items() if k != "metadata"})
+            if vec is not None:
+                pending.append((row.user_id, row.pk, "upsert", row.valid_to is None, vec))
+            after = before.model_copy(update={k: v for k, v in values.items()
+                                              if k != "embedding"})
+            results[i] = Applied("update", after, previous=before)
+
+        elif op.kind == "supersede":
+            assert op.memory_id is not None and op.text is not None
+            row = _load_owned(conn, op.memory_id, user_id)
+            if row.valid_to is not None:
+                raise InvalidInputError(f"memory {row.id!r} is already superseded", field="id")
+            before = row_to_memory(row)
+            fields = {"category": row.category, "importance": row.importance,
+                      "metadata": row.metadata, "agent_id": row.agent_id,
+                      "session_id": row.session_id, **op.fields}
+            h = content_hash(op.text)
+            vec = vectors[h]
+            values = _memory_values(row.user_id, op.text, vec, fields, now, None)
+            pk = conn.execute(insert(memories).values(**values)).inserted_primary_key[0]
+            ended = fields.get("valid_from") or now
+            conn.execute(update(memories).where(memories.c.pk == row.pk).values(
+                valid_to=ended, superseded_by=values["id"], updated_at=now))
+            _event(conn, row.id, row.user_id, EventType.SUPERSEDE, now, row.content, op.text,
+                   {"superseded_by": values["id"]})
+            _event(conn, values["id"], row.user_id, EventType.ADD, now, None, op.text,
+                   {"supersedes": row.id})
+            old_vec = np.frombuffer(
+                conn.execute(select(memories.c.embedding).where(memories.c.pk == row.pk))
+                .scalar_one(), dtype="<f4")
+            pending.append((row.user_id, row.pk, "upsert", False, old_vec))
+            pending.append((row.user_id, pk, "upsert", True, vec))
+            results[i] = Applied("supersede", _memory_from_values(values), previous=before)
+
+        elif op.kind == "delete":
+            assert op.memory_id is not None
+            row = _load_owned(conn, op.memory_id, user_id)
+            before = row_to_memory(row)
+            conn.execute(delete(memories).where(memories.c.pk == row.pk))
+            _event(conn, row.id, row.user_id, EventType.DELETE, now, row.content, None,
+                   {"reason": op.reason} if op.reason else {})
+            pending.append((row.user_id, row.pk, "delete", True, None))
+            results[i] = Applied("delete", before)
+
+    applied = [r for r in results if r is not None]
+    return applied, _log_changes(conn, pending)
+
+
+def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]],
+               results: list[Applied | None], vectors: dict[str, np.ndarray], now: datetime,
+               dedupe: bool) -> list[tuple[str, int, str, bool, np.ndarray | None]]:
+    """Insert many new memories with a few bulk statements (batched ingest is hot)."""
+    known: dict[tuple[str, str | None], Memory] = {}
+    if dedupe:
+        hashes = sorted({content_hash(op.text or "") for _, op in adds})
+        for start in range(0, len(hashes), 500):
+            rows = conn.execute(select(*MEMORY_COLUMNS).where(
+                memories.c.user_id == user_id, memories.c.valid_to.is_(None),
+                memories.c.content_hash.in_(hashes[start:start + 500])))
+            for row in rows:
+                known.setdefault((row.content_hash, row.agent_id), row_to_memory(row))
+    explicit = [op.memory_id for _, op in adds if op.memory_id is not None]
+    if explicit:
+        taken = conn.execute(select(memories.c.id).where(memories.c.id.in_(explicit))).first()
+        if taken is not None or len(set(explicit)) != len(explicit):
+            raise InvalidInputError("a memory with that id already exists", field="id")
+
+    to_insert: list[tuple[int, dict[str, Any]]] = []
+    for i, op in adds:
+        assert op.text is not None
+        h = content_hash(op.text)
+        key = (h, op.fields.get("agent_id"))
+        if dedupe and key in known:
+            results[i] = Applied("add", known[key], duplicate_of_existing=True)
+            continue
+        vec = op.vector if op.vector is not None else vectors[h]
+        values = _memory_values(user_id, op.text, vec, op.fields, now, op.memory_id)
+        known[key] = _memory_from_values(values)
+        results[i] = Applied("add", known[key])
+        to_insert.append((i, values))
+    if not to_insert:
+        return []
+    stmt = insert(memories).returning(memories.c.pk, sort_by_parameter_order=True)
+    pks = conn.execute(stmt, [v for _, v in to_insert]).scalars().all()
+    conn.execute(insert(history), [
+        {"memory_id": v["id"], "user_id": user_id, "event": EventType.ADD.value,
+         "old_content": None, "new_content": v["content"], "created_at": now, "metadata": {}}
+        for _, v in to_insert
+    ])
+    return [(user_id, int(pk), "upsert", True, np.frombuffer(v["embedding"], dtype="<f4"))
+            for pk, (_, v) in zip(pks, to_insert)]
+
+
+def _log_changes(conn: Connection,
+                 pending: list[tuple[str, int, str, bool, np.ndarray | None]]) -> list[Change]:
+    """Append change-log rows, one per touched memory, in the same transaction."""
+    if not pending:
+        return []
+    stmt = insert(changes).returning(changes.c.seq, sort_by_parameter_order=True)
+    seqs = conn.execute(stmt, [{"user_id": u, "memory_pk": pk, "op": op}
+                               for u, pk, op, _, _ in pending]).scalars().all()
+    return [Change(int(seq), u, int(pk), op, current, vec)
+            for seq, (u, pk, op, current, vec) in zip(seqs, pending)]
+
+
+def purge_user(conn: Connection, user_id: str) -> tuple[int, list[Change]]:
+    """Delete every row of a user; leave one 'purge' entry so other replicas follow."""
+    count = conn.execute(select(func.count()).select_from(memories)
+                         .where(memories.c.user_id == user_id)).scalar_one()
+    conn.execute(delete(memories).where(memories.c.user_id == user_id))
+    conn.execute(delete(history).where(history.c.user_id == user_id))
+    return int(count), _log_changes(conn, [(user_id, 0, "purge", True, None)])
+
+
+def _memory_from_values(values: dict[str, Any]) -> Memory:
+    return Memory.model_construct(**{k: v for k, v in values.items() if k != "embedding"},
+                                  embedding=None)
+
+
+def existing_vectors(conn: Connection, hashes: list[str]) -> dict[str, np.ndarray]:
+    """Vectors already stored for these content hashes: identical text is embedded once."""
+    found: dict[str, np.ndarray] = {}
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start:start + 500]
+        rows = conn.execute(select(memories.c.content_hash, memories.c.embedding)
+                            .where(memories.c.content_hash.in_(chunk)))
+        for h, blob in rows:
+            found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
+    return found

@@ -1,0 +1,175 @@
+"""Input checks shared by every write path.
+
+They run before any I/O, so a rejected call leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import unicodedata
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import InvalidInputError
+
+__all__ = [
+    "DEFAULT_MAX_CONTENT_CHARS",
+    "check_content",
+    "check_id",
+    "check_importance",
+    "check_label",
+    "check_metadata",
+    "check_user_id",
+    "content_hash",
+    "to_utc",
+]
+
+DEFAULT_MAX_CONTENT_CHARS = 100_000
+MAX_ID_CHARS = 256
+MAX_LABEL_CHARS = 128
+MAX_METADATA_BYTES = 64_000
+MAX_METADATA_DEPTH = 20
+
+
+def _check_text(value: str, field: str) -> None:
+    """Reject characters no backend stores faithfully (NUL, lone surrogates)."""
+    if "\x00" in value:
+        raise InvalidInputError(f"{field} must not contain NUL characters", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{field} is not valid Unicode text: {exc.reason}",
+                                field=field) from None
+
+
+def check_content(value: Any, *, max_chars: int = DEFAULT_MAX_CONTENT_CHARS) -> str:
+    """Return memory text if it is a non-blank string within the size limit."""
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"content must be a string, not {type(value).__name__}", field="content"
+        )
+    if not value.strip():
+        raise InvalidInputError("content must not be empty or whitespace", field="content")
+    if len(value) > max_chars:
+        raise InvalidInputError(
+            f"content is {len(value):,} characters; the limit is {max_chars:,} "
+            "(MemoryStore(max_content_chars=...))",
+            field="content",
+        )
+    _check_text(value, "content")
+    return value
+
+
+def check_id(value: Any, field: str) -> str:
+    """Validate an identifier such as user_id, agent_id or a memory id."""
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"{field} must be a string, not {type(value).__name__}", field=field
+        )
+    if not value.strip():
+        raise InvalidInputError(f"{field} must not be empty", field=field)
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidInputError(f"{field} is longer than {MAX_ID_CHARS} characters", field=field)
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidInputError(f"{field} must not contain control characters", field=field)
+    _check_text(value, field)
+    return value
+
+
+def check_user_id(value: Any) -> str:
+    """Every memory belongs to exactly one user; a missing user id is always an error."""
+    if value is None:
+        raise InvalidInputError("user_id is required", field="user_id")
+    return check_id(value, "user_id")
+
+
+def check_optional_id(value: Any, field: str) -> str | None:
+    return None if value is None else check_id(value, field)
+
+
+def check_label(value: Any, field: str = "category") -> str | None:
+    """Short free-text labels (category); None means unset."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{field} must be a non-empty string or None", field=field)
+    if len(value) > MAX_LABEL_CHARS:
+        raise InvalidInputError(
+            f"{field} is longer than {MAX_LABEL_CHARS} characters", field=field
+        )
+    _check_text(value, field)
+    return value.strip()
+
+
+def check_importance(value: Any) -> float:
+    """Importance is a probability-like score in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(
+            f"importance must be a number in [0, 1], not {type(value).__name__}",
+            field="importance",
+        )
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise InvalidInputError(f"importance must be in [0, 1], got {value!r}", field="importance")
+    return number
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_METADATA_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def check_metadata(value: Any) -> dict[str, Any]:
+    """Metadata must be a JSON object that survives a round trip unchanged."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError(
+            f"metadata must be a dict, not {type(value).__name__}", field="metadata"
+        )
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise InvalidInputError(
+            f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels", field="metadata"
+        )
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}",
+                                field="metadata") from None
+    if len(text) > MAX_METADATA_BYTES:
+        raise InvalidInputError(
+            f"metadata is larger than {MAX_METADATA_BYTES:,} characters", field="metadata"
+        )
+    _check_text(text, "metadata")
+    if "\\u0000" in text:
+        raise InvalidInputError("metadata must not contain NUL characters", field="metadata")
+    round_trip = json.loads(text)
+    if round_trip != value:
+        raise InvalidInputError(
+            "metadata does not survive JSON unchanged (use str keys, lists not tuples)",
+            field="metadata",
+        )
+    return round_trip
+
+
+def to_utc(value: Any, field: str) -> datetime | None:
+    """Accept aware datetimes, naive ones (taken as UTC) or None."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{field} must be a datetime", field=field)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def content_hash(content: str) -> str:
+    """Hash used to find identical texts: reuse their embedding, skip exact duplicates."""
+    return hashlib.sha256(content.strip().encode("utf-8")).hexdigest()
