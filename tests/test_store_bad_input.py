@@ -1,0 +1,236 @@
+"""Every bad input raises its typed error and leaves the stored data exactly as it was.
+
+Why: callers (and language models) send garbage; a memory store that half-writes or raises a
+driver error instead of saying what was wrong corrupts long-term state. Each case runs on
+SQLite and PostgreSQL against one seeded store per backend and compares a full fingerprint
+of the database before and after, and checks that the embedding model was never called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from langchain_persistent_memory import (
+    AddOp,
+    DeleteOp,
+    InvalidInputError,
+    MemoryNotFoundError,
+    MemoryStore,
+    PersistentMemoryError,
+    SupersedeOp,
+    UpdateOp,
+)
+from tests.support.embeddings import HashEmbeddings
+from tests.support.pg_schema import fresh_schema
+from tests.support.snapshots import db_fingerprint
+
+LIMIT = 1_000  # max_content_chars of the seeded store: "huge" is anything above
+
+
+class Seeded:
+    """A store with two users, a superseded memory and known ids, shared by a module."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.mine = store.add("Likes hiking in the Alps", user_id="alice", category="hobby")
+        old = store.add("Lives in Lisbon", user_id="alice")
+        self.new = store.supersede(old.id, "Lives in Porto")
+        self.old = store.get(old.id)
+        self.theirs = store.add("Plays the cello", user_id="bob")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def seeded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Seeded]:
+    tmp: Path = tmp_path_factory.mktemp("bad_input")
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp / 'm.db'}"
+        else:
+            url = stack.enter_context(fresh_schema(
+                request.getfixturevalue("postgres_server_url")))
+        store = MemoryStore(url, embeddings=HashEmbeddings(), index_path=tmp / "i.lpm",
+                            max_content_chars=LIMIT)
+        stack.callback(store.close)
+        yield Seeded(store)
+
+
+class Unserialisable:
+    pass
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+BAD_CONTENT = {
+    "empty": "", "whitespace": " \n\t ", "none": None, "int": 42, "bytes": b"text",
+    "list": ["a"], "huge": "x" * (LIMIT + 1), "nul": "a\x00b", "surrogate": "a\ud800b",
+}
+BAD_USER = {"none": None, "empty": "", "whitespace": "   ", "int": 7, "control": "a\nb",
+            "long": "u" * 257}
+BAD_IMPORTANCE = {"negative": -0.01, "above one": 1.01, "nan": float("nan"),
+                  "inf": float("inf"), "text": "high", "bool": True}
+BAD_METADATA = {
+    "string": "not a dict", "list": [1, 2], "object value": {"k": Unserialisable()},
+    "nan": {"k": float("nan")}, "int key": {1: "x"}, "tuple": {"t": (1, 2)},
+    "datetime": {"when": datetime(2024, 1, 1)}, "set": {"s": {1}},
+    "too deep": {"a": _nested(25)},
+    "huge": {"blob": "x" * 70_000},
+}
+
+
+def _cases() -> dict[str, tuple[type[Exception], Callable[[Seeded], Any]]]:
+    cases: dict[str, tuple[type[Exception], Callable[[Seeded], Any]]] = {}
+    for name, value in BAD_CONTENT.items():
+        cases[f"add content {name}"] = (InvalidInputError, lambda s, v=value: s.store.add(
+            v, user_id="alice"))
+        cases[f"update content {name}"] = (InvalidInputError, lambda s, v=value: s.store.update(
+            s.mine.id, content=v) if v is not None else s.store.update(s.mine.id))
+        cases[f"supersede content {name}"] = (InvalidInputError, lambda s, v=value:
+                                              s.store.supersede(s.mine.id, v))
+    for name, value in BAD_USER.items():
+        cases[f"add user {name}"] = (InvalidInputError, lambda s, v=value: s.store.add(
+            "valid text", user_id=v))
+        cases[f"search user {name}"] = (InvalidInputError, lambda s, v=value: s.store.search(
+            "hiking", user_id=v))
+        cases[f"forget user {name}"] = (InvalidInputError, lambda s, v=value:
+                                        s.store.forget_user(v))
+    for name, value in BAD_IMPORTANCE.items():
+        cases[f"add importance {name}"] = (InvalidInputError, lambda s, v=value: s.store.add(
+            "valid text", user_id="alice", importance=v))
+        cases[f"update importance {name}"] = (InvalidInputError, lambda s, v=value:
+                                              s.store.update(s.mine.id, importance=v))
+    for name, value in BAD_METADATA.items():
+        cases[f"add metadata {name}"] = (InvalidInputError, lambda s, v=value: s.store.add(
+            "valid text", user_id="alice", metadata=v))
+        cases[f"update metadata {name}"] = (InvalidInputError, lambda s, v=value:
+                                            s.store.update(s.mine.id, metadata=v))
+    cases.update({
+        "add category empty": (InvalidInputError, lambda s: s.store.add(
+            "valid text", user_id="alice", category=" ")),
+        "add agent empty": (InvalidInputError, lambda s: s.store.add(
+            "valid text", user_id="alice", agent_id="")),
+        "add valid_from not a time": (InvalidInputError, lambda s: s.store.add(
+            "valid text", user_id="alice", valid_from="yesterday")),  # type: ignore[arg-type]
+        "add id too long": (InvalidInputError, lambda s: s.store.apply(
+            [AddOp(content="valid text", id="i" * 37)], user_id="alice")),
+        "add id taken": (InvalidInputError, lambda s: s.store.apply(
+            [AddOp(content="valid text", id=s.theirs.id)], user_id="alice")),
+        "add embedding wrong size": (PersistentMemoryError, lambda s: s.store.apply(
+            [AddOp(content="valid text", embedding=[0.1] * 3)], user_id="alice")),
+        "add embedding nan": (InvalidInputError, lambda s: s.store.apply(
+            [AddOp(content="valid text", embedding=[float("nan")] * 64)], user_id="alice")),
+        "add_many one bad": (InvalidInputError, lambda s: s.store.add_many(
+            ["fine", "also fine", ""], user_id="alice")),
+        "add_many not a list": (InvalidInputError, lambda s: s.store.add_many(
+            "just a string", user_id="alice")),
+        "add_many missing content": (InvalidInputError, lambda s: s.store.add_many(
+            [{"category": "x"}], user_id="alice")),
+        "update nothing": (InvalidInputError, lambda s: s.store.update(s.mine.id)),
+        "update unknown id": (MemoryNotFoundError, lambda s: s.store.update(
+            str(uuid.uuid4()), content="valid text")),
+        "update other user's": (MemoryNotFoundError, lambda s: s.store.update(
+            s.theirs.id, content="hijacked", user_id="alice")),
+        "update empty id": (InvalidInputError, lambda s: s.store.update("", content="x")),
+        "supersede twice": (InvalidInputError, lambda s: s.store.supersede(
+            s.old.id, "Lives in Faro")),
+        "supersede other user's": (MemoryNotFoundError, lambda s: s.store.supersede(
+            s.theirs.id, "hijacked", user_id="alice")),
+        "delete unknown id": (MemoryNotFoundError, lambda s: s.store.delete(str(uuid.uuid4()))),
+        "delete other user's": (MemoryNotFoundError, lambda s: s.store.delete(
+            s.theirs.id, user_id="alice")),
+        "get unknown id": (MemoryNotFoundError, lambda s: s.store.get(str(uuid.uuid4()))),
+        "get other user's": (MemoryNotFoundError, lambda s: s.store.get(
+            s.theirs.id, user_id="alice")),
+        "get non-string id": (InvalidInputError, lambda s: s.store.get(123)),  # type: ignore
+        "history unknown id": (MemoryNotFoundError, lambda s: s.store.history("nope")),
+        "history other user's": (MemoryNotFoundError, lambda s: s.store.history(
+            s.theirs.id, user_id="alice")),
+        "apply add without user": (InvalidInputError, lambda s: s.store.apply(
+            [AddOp(content="valid text")], user_id=None)),
+        "apply not a list": (InvalidInputError, lambda s: s.store.apply(
+            AddOp(content="x"), user_id="alice")),  # type: ignore[arg-type]
+        "apply unknown op": (InvalidInputError, lambda s: s.store.apply(
+            ["add this"], user_id="alice")),  # type: ignore[list-item]
+        "apply mixed, last bad": (MemoryNotFoundError, lambda s: s.store.apply(
+            [AddOp(content="new fact"), UpdateOp(memory_id=s.mine.id, content="changed"),
+             SupersedeOp(memory_id=s.new.id, content="Lives in Braga"),
+             DeleteOp(memory_id=s.theirs.id)], user_id="alice")),
+        "search empty query": (InvalidInputError, lambda s: s.store.search(
+            " ", user_id="alice")),
+        "search non-string query": (InvalidInputError, lambda s: s.store.search(
+            None, user_id="alice")),  # type: ignore[arg-type]
+        "search k zero": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", k=0)),
+        "search k bool": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", k=True)),
+        "search k text": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", k="5")),  # type: ignore[arg-type]
+        "search unknown filter": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", colour="red")),
+        "search metadata filter list": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", metadata={"k": [1]})),
+        "search since not a time": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", since="2024")),
+        "list bad user": (InvalidInputError, lambda s: s.store.list("")),
+        "count bad user": (InvalidInputError, lambda s: s.store.count("")),
+        "reembed batch size": (InvalidInputError, lambda s: s.store.reembed(batch_size=-1)),
+        "export bad user": (InvalidInputError, lambda s: s.store.export_jsonl(
+            "/dev/null", user_id="")),
+    })
+    return cases
+
+
+CASES = _cases()
+# Found inside the write transaction (ids must be looked up), so after the new text was
+# embedded: the model may have been called, the data must still be untouched.
+FOUND_IN_SQL = {"add id taken", "apply mixed, last bad", "supersede other user's",
+                "supersede twice", "update other user's", "update unknown id"}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_raises_typed_error_and_changes_nothing(seeded: Seeded, case: str) -> None:
+    error, call = CASES[case]
+    embeddings = seeded.store.embeddings
+    assert isinstance(embeddings, HashEmbeddings)
+    before = db_fingerprint(seeded.store)
+    index_before = seeded.store._sync.index.snapshot().keys()  # type: ignore[union-attr]
+    calls = len(embeddings.calls)
+    with pytest.raises(error) as info:
+        call(seeded)
+    assert isinstance(info.value, PersistentMemoryError)  # one root for every error
+    assert db_fingerprint(seeded.store) == before
+    assert seeded.store._sync.index.snapshot().keys() == index_before  # type: ignore
+    if case not in FOUND_IN_SQL:
+        assert len(embeddings.calls) == calls, "rejected only after calling the model"
+
+
+def test_errors_subclass_builtins_and_carry_context(seeded: Seeded) -> None:
+    with pytest.raises(ValueError) as bad:
+        seeded.store.add("x", user_id="alice", importance=2)
+    assert bad.value.field == "importance"  # type: ignore[attr-defined]
+    with pytest.raises(KeyError) as missing:
+        seeded.store.get(seeded.theirs.id, user_id="alice")
+    assert missing.value.memory_id == seeded.theirs.id  # type: ignore[attr-defined]
+    assert missing.value.user_id == "alice"  # type: ignore[attr-defined]
+    assert "alice" in str(missing.value) and "bob" not in str(missing.value)
+
+
+def test_content_limit_is_configurable(seeded: Seeded) -> None:
+    assert seeded.store.max_content_chars == LIMIT
+    exact = seeded.store.add("y" * LIMIT, user_id="limits")  # the limit itself is fine
+    try:
+        assert len(seeded.store.get(exact.id).content) == LIMIT
+    finally:
+        seeded.store.forget_user("limits")
