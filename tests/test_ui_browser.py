@@ -1,0 +1,160 @@
+"""The web UI in a real headless browser: ``lpm ui`` serving a seeded SQLite store.
+
+Chromium (Debian's) is driven by Playwright; every step leaves a screenshot in
+``test-artifacts/ui/``. The store is checked directly afterwards, so an edit or delete that
+only *looked* done in the page fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from langchain_persistent_memory import MemoryNotFoundError, MemoryStore
+from tests.support.browser import CHROMIUM_ARGS, free_port, require_chromium, running_server
+from tests.support.embeddings import HashEmbeddings
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-artifacts" / "ui"
+HASH = "tests.support.embeddings:HashEmbeddings"
+
+
+def seed(url: str, index: Path) -> dict[str, str]:
+    """Two users; alice's memories span three days and one fact was superseded."""
+    now = [datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)]
+    with MemoryStore(url, embeddings=HashEmbeddings(), index_path=index,
+                     clock=lambda: now[0]) as store:
+        porto = store.add("Alice lives in Porto", user_id="alice", category="location")
+        coffee = store.add("Alice drinks espresso every morning", user_id="alice",
+                           category="preference", importance=0.8)
+        now[0] += timedelta(days=1)
+        job = store.add("Alice works at Acme", user_id="alice", category="work")
+        now[0] += timedelta(days=1)
+        lisbon = store.supersede(porto.id, "Alice lives in Lisbon", user_id="alice")
+        store.add("Bob plays chess", user_id="bob", category="hobby")
+    return {"porto": porto.id, "coffee": coffee.id, "job": job.id, "lisbon": lisbon.id}
+
+
+@pytest.fixture
+def app_url(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    require_chromium()
+    db_url = f"sqlite:///{tmp_path / 'ui.db'}"
+    ids = seed(db_url, tmp_path / "ui.db.index")
+    port = free_port()
+    env = {**os.environ, "LPM_EMBEDDINGS": HASH, "PYTHONPATH": str(ROOT),
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "HF_HUB_OFFLINE": "1"}
+    lpm = str(Path(sys.executable).with_name("lpm"))
+    with running_server([lpm, "--db", db_url, "ui", "--port", str(port)], env=env,
+                        health_url=f"http://127.0.0.1:{port}/_stcore/health",
+                        log=tmp_path / "streamlit.log"):
+        yield f"http://127.0.0.1:{port}", db_url, ids
+
+
+def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, str]],
+                                            tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db_url, ids = app_url
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)
+
+        def metric(label: str):
+            return page.locator('[data-testid="stMetric"]', has_text=label) \
+                .locator('[data-testid="stMetricValue"]')
+
+        def shot(name: str) -> None:
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+        def pick(label: str, option: str) -> None:
+            page.get_by_role("combobox", name=label, exact=True).click()
+            page.get_by_role("option", name=option).click()
+
+        # --- overview of the first user
+        page.goto(url)
+        expect(metric("Current memories")).to_have_text("3")
+        expect(metric("Superseded")).to_have_text("0")
+        expect(page.get_by_text("HashEmbeddings:hash-bow")).to_be_visible()
+        expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+        shot("01-memories")
+
+        # --- another user, then superseded memories included
+        pick("User", "bob")
+        expect(metric("Current memories")).to_have_text("1")
+        pick("User", "alice")
+        expect(metric("Current memories")).to_have_text("3")
+        page.get_by_text("Show superseded memories").click()
+        expect(metric("Superseded")).to_have_text("1")
+
+        # --- semantic search
+        page.get_by_role("tab", name="Search").click()
+        box = page.get_by_label("Search memories")
+        box.fill("espresso every morning")
+        box.press("Enter")
+        first = page.locator('[data-testid="stMarkdownContainer"]', has_text="· Alice").first
+        expect(first).to_contain_text("Alice drinks espresso every morning")
+        shot("02-search")
+
+        # --- history timeline of a superseded fact
+        page.get_by_role("tab", name="Details & history").click()
+        pick("Memory", "Alice lives in Porto (superseded)")
+        history = page.get_by_text("superseded “Alice lives in Porto” → “Alice lives in Lisbon”")
+        expect(history).to_be_visible()
+        shot("03-history-superseded")
+
+        # --- edit in place
+        pick("Memory", "Alice works at Acme")
+        expect(page.locator("blockquote", has_text="Alice works at Acme")).to_be_visible()
+        content = page.get_by_role("textbox", name="Content", exact=True)
+        expect(content).to_have_value("Alice works at Acme")  # the form of this memory
+        content.fill("Alice works at Initech")
+        page.get_by_role("button", name="Save changes").click()
+        expect(page.get_by_text("Saved.")).to_be_visible()
+        expect(page.get_by_text("updated “Alice works at Acme” → “Alice works at Initech”")) \
+            .to_be_visible()
+        shot("04-edited")
+
+        # --- delete (needs the confirmation box)
+        pick("Memory", "Alice drinks espresso every morning")
+        expect(page.locator("blockquote", has_text="Alice drinks espresso")).to_be_visible()
+        page.get_by_role("button", name="Delete memory").click()
+        expect(page.get_by_text("Tick the box to confirm.")).to_be_visible()
+        page.get_by_text("Yes, delete this memory").click()
+        page.get_by_role("button", name="Delete memory").click()
+        expect(page.get_by_text("Deleted.")).to_be_visible()
+        expect(metric("Current memories")).to_have_text("2")
+        picker = page.get_by_role("combobox", name="Memory", exact=True)
+        expect(picker).not_to_have_value("Alice drinks espresso every morning")
+        shown = picker.input_value()
+        expect(page.locator("blockquote", has_text=shown.removesuffix(" (superseded)"))) \
+            .to_be_visible()
+        shot("05-deleted")
+
+        # --- charts
+        page.get_by_role("tab", name="Charts").click()
+        charts = page.locator('[data-testid="stVegaLiteChart"]')
+        expect(charts).to_have_count(2)
+        expect(charts.first.locator("canvas, svg").first).to_be_visible()
+        shot("06-charts")
+        browser.close()
+
+    with MemoryStore(db_url, embeddings=HashEmbeddings(),
+                     index_path=tmp_path / "verify.index") as store:
+        job = store.get(ids["job"])
+        assert job.content == "Alice works at Initech"
+        assert [e.event.value for e in store.history(ids["job"])] == ["ADD", "UPDATE"]
+        with pytest.raises(MemoryNotFoundError):
+            store.get(ids["coffee"])
+        assert store.history(ids["coffee"])[-1].event.value == "DELETE"
+        assert store.count("alice") == 2 and store.count("bob") == 1

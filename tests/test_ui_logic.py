@@ -1,0 +1,108 @@
+"""The web UI's behaviour (frames, charts data, edits) on a real SQLite store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from langchain_persistent_memory import InvalidInputError, MemoryStore
+from langchain_persistent_memory.ui.logic import (
+    NO_CATEGORY,
+    apply_edit,
+    category_counts,
+    memories_frame,
+    memories_over_time,
+    memory_label,
+    summary,
+    timeline_rows,
+)
+from tests.support.embeddings import HashEmbeddings
+
+
+class Clock:
+    """Controllable "now" so chart buckets are known."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path, clock: Clock):
+    with MemoryStore(f"sqlite:///{tmp_path / 'ui.db'}", embeddings=HashEmbeddings(),
+                     clock=clock) as s:
+        yield s
+
+
+def test_frame_charts_and_summary(store: MemoryStore, clock: Clock) -> None:
+    tea = store.add("Alice likes tea", user_id="alice", category="preference", importance=0.8)
+    store.add("Alice lives in Porto", user_id="alice", category="location")
+    clock.now += timedelta(days=2)
+    store.add("Alice runs", user_id="alice")
+    store.supersede(tea.id, "Alice likes green tea", user_id="alice")
+    memories = store.list("alice", include_superseded=True)
+
+    frame = memories_frame(memories)
+    assert list(frame["content"]) == ["Alice likes green tea", "Alice runs",
+                                      "Alice lives in Porto", "Alice likes tea"]
+    assert list(frame["status"]) == ["current", "current", "current", "superseded"]
+    assert frame.loc[3, "valid_to"] == clock.now and frame.loc[1, "category"] == NO_CATEGORY
+
+    counts = category_counts(memories)
+    assert counts.to_dict("records") == [
+        {"category": "preference", "memories": 2}, {"category": NO_CATEGORY, "memories": 1},
+        {"category": "location", "memories": 1}]
+
+    over_time = memories_over_time(memories)
+    assert [(r["day"].day, r["category"], r["added"]) for r in over_time.to_dict("records")] \
+        == [(1, "location", 1), (1, "preference", 1), (3, NO_CATEGORY, 1),
+            (3, "preference", 1)]
+    assert memories_over_time([]).empty
+    assert summary(memories) == {"current": 3, "superseded": 1, "categories": 3}
+    assert memory_label(memories[3]) == "Alice likes tea (superseded)"
+    assert memory_label(store.add("x " * 80, user_id="alice"), width=10) == "x x x x x…"
+
+
+def test_edit_in_place_records_an_update(store: MemoryStore) -> None:
+    memory = store.add("Alice likes tea", user_id="alice", category="preference")
+    saved = apply_edit(store, memory, content="Alice likes black tea ", category="preference",
+                       importance=0.9, supersede=False)
+    assert saved.id == memory.id and saved.content == "Alice likes black tea"
+    assert saved.importance == 0.9
+    rows = timeline_rows(store.history(memory.id))
+    assert [(r["event"], r["before"], r["after"]) for r in rows] == [
+        ("added", "", "Alice likes tea"), ("updated", "Alice likes tea", "Alice likes black tea")]
+
+
+def test_edit_as_supersede_keeps_the_old_fact(store: MemoryStore) -> None:
+    memory = store.add("Alice lives in Porto", user_id="alice", category="location")
+    new = apply_edit(store, memory, content="Alice lives in Lisbon", category="location",
+                     importance=memory.importance, supersede=True)
+    assert new.id != memory.id and new.content == "Alice lives in Lisbon"
+    old = store.get(memory.id)
+    assert old.valid_to is not None and old.superseded_by == new.id
+    assert [r["event"] for r in timeline_rows(store.history(memory.id))] == ["added",
+                                                                          "superseded"]
+
+
+def test_rejected_edits_write_nothing(store: MemoryStore) -> None:
+    memory = store.add("Alice likes tea", user_id="alice", category="preference")
+    with pytest.raises(InvalidInputError, match="nothing changed"):
+        apply_edit(store, memory, content="Alice likes tea", category="preference",
+                   importance=memory.importance, supersede=False)
+    with pytest.raises(InvalidInputError, match="superseding needs"):
+        apply_edit(store, memory, content="Alice likes tea", category="drinks",
+                   importance=memory.importance, supersede=True)
+    with pytest.raises(InvalidInputError):
+        apply_edit(store, memory, content="   ", category="", importance=0.5,
+                   supersede=False)
+    assert store.get(memory.id) == memory
+    assert len(store.history(memory.id)) == 1
