@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from langchain_persistent_memory import MemoryStore
 from tests.support.embeddings import HashEmbeddings
+from tests.support.pg_schema import fresh_schema
 from tests.support.postgres import find_or_start
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,16 +33,10 @@ def postgres_server_url() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty database for one test (dropped afterwards)."""
-    name = f"lpm_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _, _ = postgres_server_url.rpartition("/")
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    """A fresh, empty schema for one test (dropped afterwards): isolated like a new database,
+    at a fraction of the cost."""
+    with fresh_schema(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture

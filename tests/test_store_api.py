@@ -24,7 +24,6 @@ from langchain_persistent_memory import (
 )
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
-from tests.support.pg_schema import postgres_url  # noqa: F401  (a schema per test)
 from tests.support.snapshots import db_fingerprint
 
 DAY = timedelta(days=1)

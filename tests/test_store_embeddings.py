@@ -19,7 +19,6 @@ from langchain_persistent_memory.store.schema import memories, read_meta
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
 from tests.support.openai_stub import embed_text
-from tests.support.pg_schema import postgres_url  # noqa: F401  (a schema per test)
 from tests.support.snapshots import db_fingerprint
 
 

@@ -24,7 +24,6 @@ from langchain_persistent_memory import MemoryStore, SchemaVersionError
 from langchain_persistent_memory.store.schema import SCHEMA_VERSION, write_meta
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
-from tests.support.pg_schema import postgres_url  # noqa: F401  (a schema per test)
 from tests.support.store_worker import dump
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,6 @@ from langchain_persistent_memory import (
 from langchain_persistent_memory.store import transfer
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
-from tests.support.pg_schema import postgres_url  # noqa: F401  (a schema per test)
 from tests.support.snapshots import db_fingerprint
 
 T0 = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=timezone.utc)

@@ -2,8 +2,8 @@
 cheaper (CREATE DATABASE copies a template and fsyncs; CREATE SCHEMA takes milliseconds).
 
 The URL carries ``options=-csearch_path=<schema>``, so every connection made from it (this
-process, subprocesses, the store's pool) lands in the schema. Importing ``postgres_url`` into
-a test module overrides the conftest fixture for that module.
+process, subprocesses, the store's pool) lands in the schema. conftest's ``postgres_url``
+fixture uses it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 from sqlalchemy import create_engine, text
 
-__all__ = ["fresh_schema", "postgres_url"]
+__all__ = ["fresh_schema"]
 
 
 @contextmanager
@@ -32,10 +31,3 @@ def fresh_schema(server_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         admin.dispose()
-
-
-@pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty schema for one test (dropped afterwards)."""
-    with fresh_schema(postgres_server_url) as url:
-        yield url
