@@ -1,0 +1,278 @@
+"""``MemoryManager``: turns conversation turns into memories that stay true.
+
+It owns no data: everything goes through one :class:`MemoryStore`. ``process`` and
+``aprocess`` run the same step logic (:mod:`.turn`) with blocking or async I/O; ``submit``
+runs ``process`` on a background lane so a chat loop never waits for memory writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import weakref
+from concurrent.futures import Future
+from dataclasses import fields, replace
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+
+from ..errors import InvalidInputError
+from ..retrieval import SearchOptions
+from ..store import MemoryStore
+from ..validation import check_optional_id, check_user_id, to_utc
+from .consolidate import consolidate_steps
+from .messages import normalize_messages
+from .parsing import Limits
+from .prompts import PipelinePrompts
+from .results import ConsolidationResult, ProcessResult
+from .steps import Apply, FetchVectors, Request, Search, Steps, Timer, run_async, run_sync
+from .structured import ModelCall, StructuredCaller
+from .turn import RAW_MODE_NOTICE, TurnSettings, process_steps
+from .worker import BackgroundWorker
+
+__all__ = ["MemoryManager"]
+
+logger = logging.getLogger("langchain_persistent_memory.pipeline")
+
+R = TypeVar("R", ProcessResult, ConsolidationResult)
+
+# Reconciliation must see near-duplicates (to answer NONE) and plain relevance, not a
+# date-boosted ranking: so no hit dedupe and no date boost.
+RELATED_SEARCH: dict[str, Any] = {"dedupe_threshold": None, "date_boost": 0.0}
+
+
+def _close_at_exit(ref: weakref.ReferenceType[MemoryManager]) -> None:
+    manager = ref()
+    if manager is not None:
+        manager.close(timeout=30)
+
+
+class MemoryManager:
+    """Extracts, reconciles and stores a user's memories from conversation turns.
+
+    Args:
+        store: where memories live.
+        llm: any LangChain chat model. ``None`` stores each user message as it is (raw
+            mode) and logs once that extraction needs a chat model.
+        prompts: replace any of the pipeline's prompts.
+        structured_output_method: passed to ``with_structured_output`` (e.g.
+            ``"function_calling"`` or ``"json_schema"``); default: the model's own default.
+            Models without tool calling are asked for plain JSON automatically.
+        two_call: extract first, then reconcile, in two model calls (better recall of
+            related memories on long turns; a second call whenever the first finds something).
+        related_k: existing memories shown to the model per turn.
+        limits: caps on one model answer (operations, fact length).
+        workers: background lanes for :meth:`submit`; one user always stays on one lane.
+        search_options: ranking options for finding related memories (see
+            :class:`~langchain_persistent_memory.retrieval.SearchOptions`); by default hybrid
+            (vectors + keywords) with near-duplicate hits kept, since the model must see them.
+        config: merged into every model call (callbacks, tags, metadata).
+    """
+
+    def __init__(self, store: MemoryStore, llm: BaseChatModel | None = None, *,
+                 prompts: PipelinePrompts | None = None,
+                 structured_output_method: str | None = None, two_call: bool = False,
+                 related_k: int = 10, limits: Limits | None = None, workers: int = 1,
+                 search_options: dict[str, Any] | None = None,
+                 config: RunnableConfig | None = None) -> None:
+        if not isinstance(store, MemoryStore):
+            raise InvalidInputError("store must be a MemoryStore", field="store")
+        if isinstance(related_k, bool) or not isinstance(related_k, int) or \
+                not 1 <= related_k <= 100:
+            raise InvalidInputError("related_k must be an integer from 1 to 100",
+                                    field="related_k")
+        self.search_options = {**RELATED_SEARCH, **(search_options or {})}
+        unknown = set(self.search_options) - {f.name for f in fields(SearchOptions)}
+        if unknown:
+            raise InvalidInputError(f"unknown search_options {sorted(unknown)}",
+                                    field="search_options")
+        SearchOptions(**self.search_options)  # raises InvalidInputError now, not per turn
+        self.store = store
+        self.llm = llm
+        self.prompts = prompts or PipelinePrompts()
+        self.settings = TurnSettings(has_llm=llm is not None, prompts=self.prompts,
+                                     limits=limits or Limits(), related_k=related_k,
+                                     two_call=two_call)
+        self._caller = None if llm is None else StructuredCaller(
+            llm, method=structured_output_method, prompts=self.prompts, config=config)
+        self._worker = BackgroundWorker(lanes=workers)
+        self._raw_notice_logged = False
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    def __repr__(self) -> str:
+        model = type(self.llm).__name__ if self.llm is not None else "raw mode"
+        return f"MemoryManager({self.store!r}, llm={model})"
+
+    # ------------------------------------------------------------------ turns
+    def _turn(self, messages: Any, user_id: Any, agent_id: Any, session_id: Any,
+              timestamp: Any) -> tuple[str, Steps[ProcessResult]]:
+        """Validate arguments (before any I/O) and build the step generator."""
+        user = check_user_id(user_id)
+        turn = normalize_messages(messages)
+        when = to_utc(timestamp, "timestamp") or datetime.now(timezone.utc)
+        if self.llm is None and not self._raw_notice_logged:
+            self._raw_notice_logged = True
+            logger.warning(RAW_MODE_NOTICE)
+        steps = process_steps(turn, user_id=user, agent_id=check_optional_id(agent_id, "agent_id"),
+                              session_id=check_optional_id(session_id, "session_id"),
+                              timestamp=when, settings=self.settings)
+        return user, steps
+
+    def process(self, messages: Any, *, user_id: str, agent_id: str | None = None,
+                session_id: str | None = None,
+                timestamp: datetime | None = None) -> ProcessResult:
+        """Update ``user_id``'s memories from one conversation turn.
+
+        Args:
+            messages: LangChain messages, ``{"role", "content"}`` dicts, ``(role, text)``
+                tuples, or a string (one user message).
+            user_id: whose memories; the model never sees anyone else's.
+            agent_id / session_id: recorded on new memories.
+            timestamp: when the turn happened (default now); relative dates are resolved
+                against it and it becomes ``valid_from`` of new facts.
+
+        Returns:
+            What was added, updated, superseded, deleted or left alone, with LLM calls and
+            tokens. A turn whose model output stayed invalid has ``status == "skipped"``.
+
+        Raises:
+            InvalidInputError: bad arguments (nothing is written).
+        """
+        user, steps = self._turn(messages, user_id, agent_id, session_id, timestamp)
+        return self._run(user, steps)
+
+    async def aprocess(self, messages: Any, *, user_id: str, agent_id: str | None = None,
+                       session_id: str | None = None,
+                       timestamp: datetime | None = None) -> ProcessResult:
+        """Async :meth:`process`: the model's ``ainvoke`` and the store's async methods."""
+        user, steps = self._turn(messages, user_id, agent_id, session_id, timestamp)
+        return await self._arun(user, steps)
+
+    def submit(self, messages: Any, *, user_id: str, agent_id: str | None = None,
+               session_id: str | None = None,
+               timestamp: datetime | None = None) -> Future[ProcessResult]:
+        """Process the turn in the background and return at once.
+
+        Arguments are checked now (bad ones raise here); the turn is processed after all
+        earlier turns of the same user. Errors are logged and set on the future.
+        ``timestamp`` defaults to the time of this call, not of processing.
+        """
+        when = to_utc(timestamp, "timestamp") or datetime.now(timezone.utc)
+        user, steps = self._turn(messages, user_id, agent_id, session_id, when)
+        return self._worker.submit(user, lambda: self._run(user, steps))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait for every submitted turn; False if ``timeout`` (seconds) ran out first."""
+        return self._worker.flush(timeout)
+
+    @property
+    def pending(self) -> int:
+        """Submitted turns not processed yet."""
+        return self._worker.pending
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Process what was submitted, then stop the background worker (the store stays open).
+
+        Returns False if ``timeout`` ran out before the queue was drained.
+        """
+        return self._worker.close(timeout)
+
+    async def aclose(self, timeout: float | None = None) -> bool:
+        return await asyncio.to_thread(self.close, timeout)
+
+    def __enter__(self) -> MemoryManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MemoryManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ consolidation
+    def _consolidation(self, user_id: Any, threshold: Any, max_cluster: Any,
+                       max_memories: Any) -> tuple[str, Steps[ConsolidationResult]]:
+        user = check_user_id(user_id)
+        if self.llm is None:
+            raise InvalidInputError("consolidate() needs a chat model: "
+                                    "MemoryManager(store, llm=...)", field="llm")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or \
+                not 0.0 < threshold <= 1.0:
+            raise InvalidInputError("threshold must be in (0, 1]", field="threshold")
+        for name, value in (("max_cluster", max_cluster), ("max_memories", max_memories)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise InvalidInputError(f"{name} must be an integer ≥ 2", field=name)
+        return user, consolidate_steps(user, prompts=self.prompts, limits=self.settings.limits,
+                                       threshold=float(threshold), max_cluster=max_cluster,
+                                       max_memories=max_memories)
+
+    def consolidate(self, user_id: str, *, threshold: float = 0.8, max_cluster: int = 8,
+                    max_memories: int = 5000) -> ConsolidationResult:
+        """Merge ``user_id``'s near-duplicate memories, one model call per cluster.
+
+        Args:
+            threshold: cosine similarity (of stored embeddings) that makes two memories
+                candidates for a merge.
+            max_cluster: most memories shown to the model at once.
+            max_memories: most recent memories considered.
+
+        Raises:
+            InvalidInputError: no chat model, or bad arguments.
+        """
+        user, steps = self._consolidation(user_id, threshold, max_cluster, max_memories)
+        return self._run(user, steps)
+
+    async def aconsolidate(self, user_id: str, *, threshold: float = 0.8, max_cluster: int = 8,
+                           max_memories: int = 5000) -> ConsolidationResult:
+        user, steps = self._consolidation(user_id, threshold, max_cluster, max_memories)
+        return await self._arun(user, steps)
+
+    # ------------------------------------------------------------------ I/O executors
+    def _fetch_vectors(self, user_id: str, limit: int) -> tuple[list[Any], np.ndarray]:
+        current = self.store.list(user_id, limit=limit)
+        full = [self.store.get(m.id, user_id=user_id, with_embedding=True) for m in current]
+        if not full:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return full, np.asarray([m.embedding for m in full], dtype=np.float32)
+
+    def _execute(self, user_id: str, request: Request) -> Any:
+        if isinstance(request, ModelCall):
+            assert self._caller is not None
+            return self._caller.invoke(request)
+        if isinstance(request, Search):
+            return self.store.search(request.text, user_id=user_id, k=request.k,
+                                     **self.search_options)
+        if isinstance(request, Apply):
+            return self.store.apply(request.ops, user_id=user_id)
+        if isinstance(request, FetchVectors):
+            return self._fetch_vectors(user_id, request.limit)
+        raise TypeError(f"unknown request {request!r}")  # pragma: no cover
+
+    async def _aexecute(self, user_id: str, request: Request) -> Any:
+        if isinstance(request, ModelCall):
+            assert self._caller is not None
+            return await self._caller.ainvoke(request)
+        if isinstance(request, Search):
+            return await self.store.asearch(request.text, user_id=user_id, k=request.k,
+                                            **self.search_options)
+        if isinstance(request, Apply):
+            return await self.store.aapply(request.ops, user_id=user_id)
+        # Local reads of stored vectors run in a worker thread.
+        return await asyncio.to_thread(self._execute, user_id, request)
+
+    def _run(self, user_id: str, steps: Steps[R]) -> R:
+        timer = Timer()
+        result = run_sync(steps, lambda r: self._execute(user_id, r), timer)
+        return replace(result, duration_ms=timer.elapsed_ms, model_ms=timer.model_ms)
+
+    async def _arun(self, user_id: str, steps: Steps[R]) -> R:
+        timer = Timer()
+        result = await run_async(steps, lambda r: self._aexecute(user_id, r), timer)
+        return replace(result, duration_ms=timer.elapsed_ms, model_ms=timer.model_ms)
