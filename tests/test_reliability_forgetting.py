@@ -1,0 +1,102 @@
+"""Forgetting: after ``forget_user`` no byte of the user's text (nor their user id) survives —
+not in SQL rows, history, the change log, the keyword (FTS) index, the vector index, the SQLite
+file, its WAL/SHM, the index files or an export. Checked by searching raw files for markers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from langchain_persistent_memory import MemoryStore
+from tests.support.consistency import index_mismatches
+from tests.support.embeddings import HashEmbeddings
+
+MARK = "QZXVMARK"  # the victim's text
+VICTIM = "qzxv.user@example.com"  # the victim's id: often personal data itself
+KEEP = "KEEPWXYZ"  # another user's text: must survive (and proves the scan can see text)
+
+
+def _fill(store: MemoryStore) -> None:
+    """The victim's marker in every field and code path that keeps text."""
+    for i in range(40):
+        store.add(f"{KEEP} neighbour note {i} about cooking pasta", user_id="keep")
+    m = store.add(f"secret {MARK} about the garden plan", user_id=VICTIM,
+                  category=f"{MARK}cat", metadata={"note": f"{MARK} meta", f"{MARK}key": 1},
+                  agent_id=f"{MARK}agent", session_id=f"{MARK}session")
+    store.update(m.id, content=f"secret {MARK} revised garden plan", user_id=VICTIM)
+    store.supersede(m.id, f"{MARK} moved the garden plan", user_id=VICTIM)
+    for i in range(60):  # enough rows to spread over many pages and FTS segments
+        memory = store.add(f"victim {MARK} fact {i} tulips{i} roses", user_id=VICTIM)
+        if i % 3 == 0:
+            store.delete(memory.id, user_id=VICTIM)
+    assert store.search(f"{MARK} tulips7", user_id=VICTIM, k=1, mode="keyword")
+
+
+def _raw_hits(folder: Path, needle: str) -> dict[str, int]:
+    """How often ``needle`` occurs in each file's bytes (UTF-8 and UTF-16, any case)."""
+    hits = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes().lower()
+        count = sum(data.count(needle.lower().encode(enc)) for enc in ("utf-8", "utf-16-le"))
+        if count:
+            hits[path.name] = count
+    return hits
+
+
+def test_forget_user_leaves_no_trace_in_sqlite_files(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    url = f"sqlite:///{folder / 'memories.db'}"
+    store = MemoryStore(url, embeddings=HashEmbeddings())
+    other = MemoryStore(url, embeddings=HashEmbeddings(), index_path=folder / "other.lpm")
+    _fill(store)
+    store.save_index()
+    other.search("garden", user_id=VICTIM)  # a second replica, pooled connection idle
+    other.save_index()
+    assert _raw_hits(folder, MARK)  # positive control: the scan finds text before forgetting
+    assert _raw_hits(folder, VICTIM)
+
+    assert store.forget_user(VICTIM) == 2 + 60 - 20
+    store.export_jsonl(folder / "export.jsonl")
+    other.search("garden", user_id=VICTIM)  # the other replica catches up and saves
+    other.save_index()
+
+    assert _raw_hits(folder, MARK) == {}
+    assert _raw_hits(folder, VICTIM) == {}
+    assert "memories.db" in _raw_hits(folder, KEEP)  # the neighbour's data is still there
+    assert store.search(f"{MARK} garden", user_id=VICTIM, k=5) == []
+    assert store.search(f"{MARK} tulips7", user_id=VICTIM, k=5, mode="keyword") == []
+    assert store.count(VICTIM, include_superseded=True) == 0
+    assert store._sync.index is not None and store._sync.index.size(VICTIM) == 0
+    assert index_mismatches(store) == []
+    other.close()
+    store.close()
+    assert _raw_hits(folder, MARK) == {}  # closing (index save, last checkpoint) adds none
+    assert _raw_hits(folder, VICTIM) == {}
+
+
+@pytest.mark.postgres
+def test_forget_user_removes_every_row_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    """PostgreSQL: every table (incl. the tsvector column) is free of the marker.
+
+    Dead tuples are PostgreSQL's to reclaim (VACUUM); see the Guarantees section.
+    """
+    with MemoryStore(postgres_url, embeddings=HashEmbeddings(),
+                     index_path=tmp_path / "index.lpm") as store:
+        _fill(store)
+        store.forget_user(VICTIM)
+        store.export_jsonl(tmp_path / "export.jsonl")
+        with store.engine.connect() as conn:
+            tables = inspect(conn).get_table_names()
+            assert "lpm_memories" in tables
+            found = {}
+            for table in tables:
+                rows = conn.execute(text(f'SELECT t::text FROM "{table}" t')).scalars().all()
+                found[table] = sum(MARK.lower() in r.lower() or VICTIM in r for r in rows)
+                if table == "lpm_memories":
+                    assert sum(KEEP.lower() in r.lower() for r in rows) == 40
+        assert set(found.values()) == {0}, found
+        assert _raw_hits(tmp_path, MARK) == {} and _raw_hits(tmp_path, VICTIM) == {}
+        assert index_mismatches(store) == []
