@@ -22,6 +22,13 @@ from .models import (
     SupersedeOp,
     UpdateOp,
 )
+from .pipeline import (
+    ConsolidationResult,
+    MemoryChange,
+    MemoryManager,
+    PipelinePrompts,
+    ProcessResult,
+)
 from .store import LocalEmbeddings, MemoryStore, default_database_url
 
 try:
@@ -29,25 +36,66 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
+# Integrations need optional frameworks, so they are imported on first use (PEP 562):
+# name -> (module under .integrations, the extra that installs its framework).
+_LAZY = {
+    "MemoryRetriever": ("retriever", None),
+    "create_memory_tools": ("tools", "agents"),
+    "PersistentMemory": ("classic_memory", "classic"),
+    "MemoryMiddleware": ("middleware", "agents"),
+    "MemoryToolErrorMiddleware": ("middleware", "agents"),
+    "PersistentStore": ("langgraph_store", "agents"),
+    "PersistentMemoryBlock": ("llamaindex", "llamaindex"),
+    "LlamaIndexMemoryRetriever": ("llamaindex", "llamaindex"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    module, extra = _LAZY[name]
+    try:
+        value = getattr(import_module(f".integrations.{module}", __name__), name)
+    except ImportError as exc:
+        hint = f"pip install 'langchain-persistent-memory[{extra}]'" if extra else str(exc)
+        raise ImportError(f"{name} needs an optional dependency ({exc.name}): {hint}") from exc
+    globals()[name] = value
+    return value
+
 __all__ = [
     "AddOp",
+    "ConsolidationResult",
     "DeleteOp",
     "EmbeddingMismatchError",
     "EventType",
     "ExtractionError",
     "InvalidInputError",
+    "LlamaIndexMemoryRetriever",
     "LocalEmbeddings",
     "Memory",
+    "MemoryChange",
     "MemoryEvent",
+    "MemoryManager",
+    "MemoryMiddleware",
     "MemoryNotFoundError",
+    "MemoryRetriever",
     "MemoryStore",
+    "MemoryToolErrorMiddleware",
     "Operation",
+    "PersistentMemory",
+    "PersistentMemoryBlock",
     "PersistentMemoryError",
+    "PersistentStore",
+    "PipelinePrompts",
+    "ProcessResult",
     "SchemaVersionError",
     "ScopeError",
     "ScoredMemory",
     "SupersedeOp",
     "UpdateOp",
     "__version__",
+    "create_memory_tools",
     "default_database_url",
 ]

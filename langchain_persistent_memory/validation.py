@@ -21,6 +21,7 @@ __all__ = [
     "check_importance",
     "check_label",
     "check_metadata",
+    "check_new_memory_id",
     "check_user_id",
     "content_hash",
     "to_utc",
@@ -28,6 +29,7 @@ __all__ = [
 
 DEFAULT_MAX_CONTENT_CHARS = 100_000
 MAX_ID_CHARS = 256
+MAX_MEMORY_ID_CHARS = 36  # the width of lpm_memories.id: a UUID
 MAX_LABEL_CHARS = 128
 MAX_METADATA_BYTES = 64_000
 MAX_METADATA_DEPTH = 20
@@ -83,6 +85,18 @@ def check_user_id(value: Any) -> str:
     if value is None:
         raise InvalidInputError("user_id is required", field="user_id")
     return check_id(value, "user_id")
+
+
+def check_new_memory_id(value: Any, field: str = "id") -> str | None:
+    """A caller-chosen id for a new memory (import, explicit ids): it must fit the column on
+    every backend (SQLite would store a longer one, PostgreSQL would refuse it)."""
+    if value is None:
+        return None
+    value = check_id(value, field)
+    if len(value) > MAX_MEMORY_ID_CHARS:
+        raise InvalidInputError(
+            f"{field} is longer than {MAX_MEMORY_ID_CHARS} characters", field=field)
+    return value
 
 
 def check_optional_id(value: Any, field: str) -> str | None:
@@ -156,7 +170,23 @@ def check_metadata(value: Any) -> dict[str, Any]:
             "metadata does not survive JSON unchanged (use str keys, lists not tuples)",
             field="metadata",
         )
+    if _has_huge_float(round_trip):
+        raise InvalidInputError(
+            "metadata floats must be below 2**53 in magnitude: PostgreSQL's JSONB would "
+            "return a different number (store big numbers as int or str)", field="metadata")
     return round_trip
+
+
+def _has_huge_float(value: Any) -> bool:
+    """Floats from 2**53 up: JSONB keeps their decimal text, which reads back as another
+    number (e.g. -6.269516109007205e16 comes back as the int -62695161090072050)."""
+    if isinstance(value, float):
+        return abs(value) >= 2.0**53
+    if isinstance(value, dict):
+        return any(_has_huge_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_huge_float(v) for v in value)
+    return False
 
 
 def to_utc(value: Any, field: str) -> datetime | None:

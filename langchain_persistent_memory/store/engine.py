@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["create_store_engine", "dispose_quietly", "is_sqlite", "read_transaction",
-           "run_write", "sqlite_path"]
+__all__ = ["SqliteReader", "create_store_engine", "dispose_quietly", "is_sqlite",
+           "read_transaction", "run_write", "sqlite_path", "sqlite_reader"]
 
 # Any constant works: it names the lock that orders change-log appends on PostgreSQL.
 _PG_WRITE_LOCK = 7_305_114_001
@@ -62,6 +65,7 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 30.0,
         url, connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
         **engine_kwargs,
     )
+    checkpointer = _WalCheckpointer(path, busy_timeout_s) if path is not None else None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -70,10 +74,15 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 30.0,
         cur = dbapi_conn.cursor()
         if path is not None:
             cur.execute("PRAGMA journal_mode=WAL")
+            # Checkpoints run in the background (below); this is only the safety net.
+            cur.execute(f"PRAGMA wal_autocheckpoint={_WAL_FALLBACK_PAGES}")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA secure_delete=ON")  # deleted text must not linger in free pages
+        # 64 MB page cache (default 2 MB): inserts land in random places of the id, hash and
+        # keyword indexes, which at 100k+ memories otherwise re-read pages on every batch.
+        cur.execute("PRAGMA cache_size=-65536")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -81,7 +90,65 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 30.0,
         mode = conn.info.pop("lpm_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
+    if checkpointer is not None:
+        event.listen(engine, "commit", lambda _conn: checkpointer.poke())
+        event.listen(engine, "engine_disposed", lambda _engine: checkpointer.stop())
+
     return engine
+
+
+_WAL_FALLBACK_PAGES = 20_000  # ~80 MB: only reached if the background thread falls behind
+
+
+class _WalCheckpointer:
+    """Copies the WAL into the database file from a background thread.
+
+    SQLite's automatic checkpoint runs inside whichever commit crosses 1000 WAL pages and
+    fsyncs the database there: one commit in ~25 stalled for tens of milliseconds. A
+    PASSIVE checkpoint here never blocks readers or writers, and durability is unchanged
+    (a commit is in the WAL before it returns; the checkpoint only moves it).
+    """
+
+    def __init__(self, path: Path, busy_timeout_s: float) -> None:
+        self._path, self._timeout = path, busy_timeout_s
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stopped.is_set():
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name="lpm-wal-checkpoint")
+                    self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(str(self._path), timeout=self._timeout,
+                                   check_same_thread=False, isolation_level=None)
+        except sqlite3.Error:  # the file went away: SQLite's fallback checkpoint remains
+            return
+        try:
+            while not self._stopped.is_set():
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopped.is_set():
+                    break
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._stopped.wait(0.2)  # at most a few checkpoints a second
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
 
 def _is_busy(exc: OperationalError) -> bool:
@@ -113,6 +180,52 @@ def run_write(engine: Engine, body: Callable[[Connection], T]) -> T:
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class SqliteReader:
+    """One dedicated connection to a SQLite file for the hottest reads.
+
+    ``PRAGMA data_version`` on it changes only when another connection (any process)
+    commits, so "has anything changed since I last looked?" costs one tiny statement
+    instead of a pooled, begun and rolled-back SQLAlchemy query per search.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._conn = engine.raw_connection()  # gets the WAL/busy-timeout connect settings
+        self._lock = threading.Lock()
+
+    def data_version(self) -> int:
+        with self._lock:
+            return int(self._conn.cursor().execute("PRAGMA data_version").fetchone()[0])
+
+    def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """One autocommit SELECT (a single statement sees one consistent snapshot)."""
+        with self._lock:
+            return list(self._conn.cursor().execute(sql, params).fetchall())
+
+    def existing_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
+        """Like :func:`writes.existing_vectors`, on this connection."""
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start:start + 500]
+            rows = self.fetch("SELECT content_hash, embedding FROM lpm_memories "
+                              f"WHERE content_hash IN ({', '.join('?' * len(chunk))})", chunk)
+            for h, blob in rows:
+                found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
+        return found
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(Exception):
+            self._conn.close()
+
+
+def sqlite_reader(engine: Engine) -> SqliteReader | None:
+    """A reader for SQLite files; None for in-memory SQLite (one shared connection) and
+    other backends, which keep the general path."""
+    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:") \
+            or str(engine.url.database).startswith("file::memory:"):
+        return None
+    return SqliteReader(engine)
 
 
 @contextmanager

@@ -42,6 +42,9 @@ class SearchFilters:
                 f"unknown filter(s) {sorted(unknown)}; known: {', '.join(FILTER_NAMES)}",
                 field=sorted(unknown)[0],
             )
+        checked_metadata = check_metadata(metadata)
+        for key, value in checked_metadata.items():
+            _metadata_clause(key, value)  # reject unfilterable values before any I/O
         categories = None
         if category is not None:
             names = [category] if isinstance(category, str) else list(category)
@@ -51,7 +54,7 @@ class SearchFilters:
             categories=categories,
             agent_id=None if agent_id is None else check_id(agent_id, "agent_id"),
             session_id=None if session_id is None else check_id(session_id, "session_id"),
-            metadata=check_metadata(metadata),
+            metadata=checked_metadata,
             since=to_utc(since, "since"),
             until=to_utc(until, "until"),
         )

@@ -16,10 +16,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
@@ -34,13 +35,23 @@ from ..models import (
     SupersedeOp,
     UpdateOp,
 )
+from ..retrieval.hybrid import ranked_search
+from ..retrieval.options import SearchOptions
 from ..validation import DEFAULT_MAX_CONTENT_CHARS, check_id, check_user_id, content_hash
 from .embedding import LocalEmbeddings, embedding_model_name, normalize_rows
 from .engine import create_store_engine, dispose_quietly, is_sqlite, run_write, sqlite_path
 from .filters import SearchFilters, build_filter_query
-from .rows import MEMORY_COLUMNS, row_to_event, row_to_memory
+from .reembed import Progress, reembed
+from .rows import (
+    MEMORY_COLUMNS,
+    SQLITE_MEMORY_SELECT,
+    row_to_event,
+    row_to_memory,
+    sqlite_row_to_memory,
+)
 from .schema import history, memories, migrate, read_meta, write_meta
 from .sync import IndexSync
+from .transfer import Conflict, Source, export_jsonl, import_jsonl
 from .writes import Applied, PreparedOp, execute_ops, existing_vectors, prepare_ops, purge_user
 
 __all__ = ["DEFAULT_DATABASE_ENV", "MemoryStore", "default_database_url"]
@@ -108,11 +119,13 @@ class MemoryStore:
         self.model_name = embedding_model_name(self.embeddings)
         self.max_content_chars = max_content_chars
         self.dedupe = dedupe
+        self._check_model = check_embedding_model
         self.autosave_every = autosave_every
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._closed = False
+        self._model_recorded = False
         self.engine: Engine = create_store_engine(self.url, **(engine_kwargs or {}))
         try:
             stored = run_write(self.engine, self._migrate_and_read_meta)
@@ -131,6 +144,8 @@ class MemoryStore:
             self._sync = IndexSync(self.engine, path=path, model=stored_model or self.model_name)
             self._sync.open(self.dim)
         except BaseException:
+            if hasattr(self, "_sync"):
+                self._sync.close()
             dispose_quietly(self.engine)
             raise
 
@@ -149,6 +164,7 @@ class MemoryStore:
             self._sync.catch_up()
             self._sync.save()
         finally:
+            self._sync.close()
             dispose_quietly(self.engine)
 
     async def aclose(self) -> None:
@@ -175,23 +191,28 @@ class MemoryStore:
         return self._sync.path
 
     # ------------------------------------------------------------------ embedding
-    def _texts_to_embed(self, prepared: list[PreparedOp]) -> list[str]:
-        """Texts with no vector yet: not supplied, not in this batch twice, not in SQL."""
+    def _texts_to_embed(self, prepared: list[PreparedOp]
+                        ) -> tuple[list[str], dict[str, np.ndarray]]:
+        """Texts with no vector yet (not supplied, not in this batch twice, not in SQL), and
+        the stored vectors found for the others. Returned, not kept on ``self``: concurrent
+        calls (async twins, threads) must not see each other's."""
         wanted: dict[str, str] = {}
         for op in prepared:
             if op.text is not None and op.vector is None:
                 wanted.setdefault(content_hash(op.text), op.text)
         if not wanted:
-            return []
-        with self.engine.connect() as conn:
-            known = existing_vectors(conn, list(wanted))
-        self._known_vectors = known
-        return [text for h, text in wanted.items() if h not in known]
+            return [], {}
+        if self._sync.reader is not None:  # SQLite file: skip a pooled SQLAlchemy round trip
+            known = self._sync.reader.existing_vectors(list(wanted))
+        else:
+            with self.engine.connect() as conn:
+                known = existing_vectors(conn, list(wanted))
+        return [text for h, text in wanted.items() if h not in known], known
 
     def _vector_map(self, prepared: list[PreparedOp], texts: list[str],
-                    raw: Sequence[Sequence[float]]) -> dict[str, np.ndarray]:
-        vectors = dict(getattr(self, "_known_vectors", {}))
-        self._known_vectors = {}
+                    raw: Sequence[Sequence[float]],
+                    known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vectors = dict(known)
         if texts:
             matrix = normalize_rows(np.asarray(raw, dtype=np.float32))
             self._check_dim(matrix.shape[1])
@@ -247,15 +268,15 @@ class MemoryStore:
         (edit by id, any user); adds always need a user.
         """
         prepared, scope = self._prepare(ops, user_id)
-        texts = self._texts_to_embed(prepared)
+        texts, known = self._texts_to_embed(prepared)
         raw = self.embeddings.embed_documents(texts) if texts else []
-        return self._commit(prepared, scope, self._vector_map(prepared, texts, raw))
+        return self._commit(prepared, scope, self._vector_map(prepared, texts, raw, known))
 
     async def aapply(self, ops: Sequence[Operation], *, user_id: str | None) -> list[Applied]:
         prepared, scope = self._prepare(ops, user_id)
-        texts = await asyncio.to_thread(self._texts_to_embed, prepared)
+        texts, known = await asyncio.to_thread(self._texts_to_embed, prepared)
         raw = await self.embeddings.aembed_documents(texts) if texts else []
-        vectors = self._vector_map(prepared, texts, raw)
+        vectors = self._vector_map(prepared, texts, raw, known)
         return await asyncio.to_thread(self._commit, prepared, scope, vectors)
 
     def _prepare(self, ops: Sequence[Operation],
@@ -273,8 +294,10 @@ class MemoryStore:
                 vectors: dict[str, np.ndarray]) -> list[Applied]:
         now = self._clock()
 
+        model_recorded = self._model_recorded  # once it is in lpm_meta, stop reading it
+
         def body(conn: Any) -> tuple[list[Applied], list[Any]]:
-            if self.dim is not None:
+            if self.dim is not None and not model_recorded:
                 stored = read_meta(conn)
                 if "embedding_model" not in stored:
                     write_meta(conn, "embedding_model", self.model_name)
@@ -283,6 +306,7 @@ class MemoryStore:
                                dedupe=self.dedupe)
 
         applied, log = run_write(self.engine, body)
+        self._model_recorded = self.dim is not None
         if self.dim is not None:
             self._sync.ensure_dim(self.dim)
         self._sync.apply_own(log)
@@ -305,7 +329,7 @@ class MemoryStore:
             InvalidInputError: blank/non-string/oversized content, bad user id, importance
                 outside [0, 1], metadata that is not a JSON object.
         """
-        op = AddOp(content=content, category=category, importance=importance,
+        op = _op(AddOp, content=content, category=category, importance=importance,
                    metadata=metadata, agent_id=agent_id, session_id=session_id,
                    valid_from=valid_from)
         return self.apply([op], user_id=user_id)[0].memory
@@ -314,7 +338,7 @@ class MemoryStore:
                    session_id: str | None = None, category: str | None = None,
                    importance: float = 0.5, metadata: dict[str, Any] | None = None,
                    valid_from: datetime | None = None) -> Memory:
-        op = AddOp(content=content, category=category, importance=importance,
+        op = _op(AddOp, content=content, category=category, importance=importance,
                    metadata=metadata, agent_id=agent_id, session_id=session_id,
                    valid_from=valid_from)
         return (await self.aapply([op], user_id=user_id))[0].memory
@@ -336,7 +360,7 @@ class MemoryStore:
                category: str | None = None, importance: float | None = None,
                metadata: dict[str, Any] | None = None, user_id: str | None = None) -> Memory:
         """Change a memory in place (same fact, refined). History keeps the old text."""
-        op = UpdateOp(memory_id=memory_id, content=content, category=category,
+        op = _op(UpdateOp, memory_id=memory_id, content=content, category=category,
                       importance=importance, metadata=metadata)
         return self.apply([op], user_id=user_id)[0].memory
 
@@ -344,7 +368,7 @@ class MemoryStore:
                       category: str | None = None, importance: float | None = None,
                       metadata: dict[str, Any] | None = None,
                       user_id: str | None = None) -> Memory:
-        op = UpdateOp(memory_id=memory_id, content=content, category=category,
+        op = _op(UpdateOp, memory_id=memory_id, content=content, category=category,
                       importance=importance, metadata=metadata)
         return (await self.aapply([op], user_id=user_id))[0].memory
 
@@ -354,7 +378,7 @@ class MemoryStore:
                   valid_from: datetime | None = None) -> Memory:
         """Record that a fact stopped being true: the old row keeps ``valid_to``; returns
         the new memory."""
-        op = SupersedeOp(memory_id=memory_id, content=content, category=category,
+        op = _op(SupersedeOp, memory_id=memory_id, content=content, category=category,
                          importance=importance, metadata=metadata, valid_from=valid_from)
         return self.apply([op], user_id=user_id)[0].memory
 
@@ -362,19 +386,19 @@ class MemoryStore:
                          category: str | None = None, importance: float | None = None,
                          metadata: dict[str, Any] | None = None,
                          valid_from: datetime | None = None) -> Memory:
-        op = SupersedeOp(memory_id=memory_id, content=content, category=category,
+        op = _op(SupersedeOp, memory_id=memory_id, content=content, category=category,
                          importance=importance, metadata=metadata, valid_from=valid_from)
         return (await self.aapply([op], user_id=user_id))[0].memory
 
     def delete(self, memory_id: str, *, user_id: str | None = None,
                reason: str | None = None) -> Memory:
         """Remove a memory from SQL and the index at once; returns what was deleted."""
-        return self.apply([DeleteOp(memory_id=memory_id, reason=reason)],
+        return self.apply([_op(DeleteOp, memory_id=memory_id, reason=reason)],
                           user_id=user_id)[0].memory
 
     async def adelete(self, memory_id: str, *, user_id: str | None = None,
                       reason: str | None = None) -> Memory:
-        return (await self.aapply([DeleteOp(memory_id=memory_id, reason=reason)],
+        return (await self.aapply([_op(DeleteOp, memory_id=memory_id, reason=reason)],
                                   user_id=user_id))[0].memory
 
     def forget_user(self, user_id: str) -> int:
@@ -480,19 +504,29 @@ class MemoryStore:
         Filters: ``category`` (str or list), ``agent_id``, ``session_id``, ``metadata``
         (equality on each key), ``since`` / ``until`` (on ``valid_from``),
         ``include_superseded``. Only ``user_id``'s memories are ever scanned.
+
+        Ranking options (:class:`~langchain_persistent_memory.retrieval.SearchOptions`):
+        ``mode`` ("hybrid" default, "dense", "keyword"), ``fusion``, ``dense_weight``,
+        ``candidates``, ``recency_half_life_days``, ``recency_weight``,
+        ``importance_weight``, ``context_weight``, ``date_boost``, ``mmr``, ``mmr_lambda``,
+        ``dedupe_threshold``.
+        ``min_score`` is a floor on cosine similarity in every mode.
         """
         self._ensure_open()
+        options, filters = SearchOptions.split(filters)
         user_id, k, parsed = self._search_args(query, user_id, k, include_superseded, filters)
-        return self._search_vector(self.embed_query(query), user_id, k, parsed, min_score)
+        return ranked_search(self, query, self.embed_query(query), user_id, k, parsed,
+                             min_score, options, self._clock())
 
     async def asearch(self, query: str, *, user_id: str, k: int = 5,
                       include_superseded: bool = False, min_score: float | None = None,
                       **filters: Any) -> list[ScoredMemory]:
         self._ensure_open()
+        options, filters = SearchOptions.split(filters)
         user_id, k, parsed = self._search_args(query, user_id, k, include_superseded, filters)
         vector = await self.aembed_query(query)
-        return await asyncio.to_thread(self._search_vector, vector, user_id, k, parsed,
-                                       min_score)
+        return await asyncio.to_thread(ranked_search, self, query, vector, user_id, k, parsed,
+                                       min_score, options, self._clock())
 
     def search_by_vector(self, vector: Sequence[float] | np.ndarray, *, user_id: str,
                          k: int = 5, include_superseded: bool = False,
@@ -513,8 +547,25 @@ class MemoryStore:
         parsed = SearchFilters.of(include_superseded=include_superseded, **filters)
         return check_user_id(user_id), k, parsed
 
+    def _adopt_stored_dim(self) -> None:
+        """Opened empty, but another process may have stored the first vectors since."""
+        if self.dim is not None:
+            return
+        with self.engine.connect() as conn:
+            stored = read_meta(conn)
+        if "embedding_dim" not in stored:
+            return
+        if self._check_model and stored.get("embedding_model") != self.model_name:
+            raise EmbeddingMismatchError(
+                f"another process stored vectors of {stored.get('embedding_model')!r} in "
+                f"this store; this one uses {self.model_name!r}",
+                stored=stored.get("embedding_model"), given=self.model_name)
+        self.dim = int(stored["embedding_dim"])
+        self._sync.ensure_dim(self.dim)
+
     def _search_vector(self, vector: np.ndarray, user_id: str, k: int,
                        filters: SearchFilters, min_score: float | None) -> list[ScoredMemory]:
+        self._adopt_stored_dim()
         index = self._sync.index
         if index is None:
             return []
@@ -536,11 +587,20 @@ class MemoryStore:
             hits = [h for h in hits if h[1] >= min_score]
         if not hits:
             return []
+        by_pk = self._memories_by_pk(user_id, [pk for pk, _ in hits])
+        return [ScoredMemory(by_pk[pk], score) for pk, score in hits if pk in by_pk]
+
+    def _memories_by_pk(self, user_id: str, pks: list[int]) -> dict[int, Memory]:
+        """The hits' rows: a raw cursor on SQLite files (most of a search's cost otherwise)."""
+        reader = self._sync.reader
+        if reader is not None:
+            sql = SQLITE_MEMORY_SELECT + f"({', '.join('?' * len(pks))})"
+            rows = reader.fetch(sql, pks)
+            return {r[0]: m for r in rows if (m := sqlite_row_to_memory(r)).user_id == user_id}
         with self.engine.connect() as conn:
             rows = conn.execute(select(*MEMORY_COLUMNS).where(
-                memories.c.pk.in_([pk for pk, _ in hits]), memories.c.user_id == user_id)).all()
-        by_pk = {r.pk: row_to_memory(r) for r in rows}
-        return [ScoredMemory(by_pk[pk], score) for pk, score in hits if pk in by_pk]
+                memories.c.pk.in_(pks), memories.c.user_id == user_id)).all()
+        return {r.pk: row_to_memory(r) for r in rows}
 
     # ------------------------------------------------------------------ maintenance
     def rebuild_index(self) -> int:
@@ -577,9 +637,86 @@ class MemoryStore:
             "index_path": str(self._sync.path) if self._sync.path else None,
         }
 
+    # ------------------------------------------------------------------ backup and migration
+    def export_jsonl(self, dest: str | os.PathLike[str] | IO[str], *,
+                     user_id: str | None = None) -> int:
+        """Back up one user's (or all) memories, embeddings and history as JSON Lines.
+
+        Returns the number of memories written. The format is described in
+        :mod:`langchain_persistent_memory.store.transfer`.
+        """
+        self._ensure_open()
+        return export_jsonl(self, dest, user_id=user_id)
+
+    async def aexport_jsonl(self, dest: str | os.PathLike[str] | IO[str], *,
+                            user_id: str | None = None) -> int:
+        return await asyncio.to_thread(self.export_jsonl, dest, user_id=user_id)
+
+    def import_jsonl(self, src: Source, *, user_id: str | None = None,
+                     on_conflict: Conflict = "error") -> int:
+        """Restore an export without calling the embedding model; returns memories imported.
+
+        The whole file is checked first, so a bad line leaves the store untouched.
+        ``on_conflict="skip"`` ignores ids that already exist instead of refusing the file.
+
+        Raises:
+            InvalidInputError: a bad or truncated file, or ids that already exist.
+            EmbeddingMismatchError: the file's vectors come from another model.
+        """
+        self._ensure_open()
+        return import_jsonl(self, src, user_id=user_id, on_conflict=on_conflict)
+
+    async def aimport_jsonl(self, src: Source, *, user_id: str | None = None,
+                            on_conflict: Conflict = "error") -> int:
+        return await asyncio.to_thread(self.import_jsonl, src, user_id=user_id,
+                                       on_conflict=on_conflict)
+
+    def reembed(self, embeddings: Embeddings | None = None, *, batch_size: int = 256,
+                progress: Progress | None = None) -> int:
+        """Move every vector to a new embedding model; returns the memories re-embedded.
+
+        Open the store with the new model and ``check_embedding_model=False`` (or pass
+        ``embeddings``). Each distinct text is embedded once; stop other processes first.
+        ``progress(done, total)`` is called after each batch of distinct texts.
+        """
+        self._ensure_open()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError("batch_size must be a positive integer", field="batch_size")
+        updated, dim = reembed(self, embeddings, batch_size=batch_size, progress=progress)
+        self.dim = dim
+        self._model_recorded = False  # an emptied store records the next model on write
+        self._sync.model = self.model_name
+        with self._cache_lock:
+            self._query_cache.clear()  # cached query vectors came from the old model
+        self._sync.index = None
+        if dim is None:
+            self._sync.delete_file()
+        else:
+            self.rebuild_index()
+        return updated
+
+    async def areembed(self, embeddings: Embeddings | None = None, *, batch_size: int = 256,
+                       progress: Progress | None = None) -> int:
+        return await asyncio.to_thread(self.reembed, embeddings, batch_size=batch_size,
+                                       progress=progress)
+
     def _ensure_open(self) -> None:
         if self._closed:
             raise InvalidInputError("this MemoryStore is closed")
+
+
+OpT = TypeVar("OpT", bound=BaseModel)
+
+
+def _op(kind: type[OpT], **fields: Any) -> OpT:
+    """Build an operation; a wrong argument type becomes InvalidInputError like any bad input
+    (pydantic's ValidationError is not one of ours)."""
+    try:
+        return kind(**fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else None
+        raise InvalidInputError(f"{field}: {error['msg']}", field=field) from None
 
 
 def _as_add_ops(items: Sequence[str | dict[str, Any] | AddOp]) -> list[Operation]:
@@ -595,7 +732,7 @@ def _as_add_ops(items: Sequence[str | dict[str, Any] | AddOp]) -> list[Operation
                 raise InvalidInputError(f"unknown fields {sorted(unknown)} in add_many item")
             if "content" not in item:
                 raise InvalidInputError("each add_many item needs 'content'", field="content")
-            ops.append(AddOp(**item))
+            ops.append(_op(AddOp, **item))
         else:
-            ops.append(AddOp(content=item))
+            ops.append(_op(AddOp, content=item))
     return ops

@@ -126,7 +126,7 @@ changes = Table(
     Column("op", String(8), nullable=False),  # "upsert" | "delete" | "purge"
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Migration = Callable[[Connection], None]
 
@@ -135,8 +135,14 @@ def _v1(conn: Connection) -> None:
     metadata_obj.create_all(conn, tables=[memories, history, changes])
 
 
+def _v2(conn: Connection) -> None:
+    from .keyword import create_keyword_index  # keyword.py imports this module
+
+    create_keyword_index(conn)
+
+
 # MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Migration] = [_v1]
+MIGRATIONS: list[Migration] = [_v1, _v2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -5,17 +5,20 @@ All of it reads embeddings from SQL; none of it calls the embedding model.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import logging
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, func, select
 
-from .engine import read_transaction
+from .engine import read_transaction, sqlite_reader
 from .index import IndexFileError, PartitionedIndex, read_index_file
 from .schema import changes, memories
-from .writes import Change
+from .writes import Change, user_digest
 
 __all__ = ["IndexSync"]
 
@@ -33,6 +36,8 @@ class IndexSync:
         self.index: PartitionedIndex | None = None
         self.unsaved = 0
         self.rebuilt_on_open = False
+        self.reader = sqlite_reader(engine)
+        self._seen_version: int | None = None
 
     # ------------------------------------------------------------------ open
     def open(self, dim: int | None) -> None:
@@ -84,10 +89,23 @@ class IndexSync:
         return self.index
 
     def catch_up(self) -> int:
-        """Replay changes committed (by anyone) after the watermark. Cheap when there are none."""
+        """Replay changes committed (by anyone) after the watermark. Cheap when there are none.
+
+        On a SQLite file, nothing was committed by any connection since the last look when
+        ``PRAGMA data_version`` is unchanged: then no query is needed at all.
+        """
         index = self.index
         if index is None:
             return 0
+        # Read the version before the log, so a commit racing with us is seen next time.
+        version = None if self.reader is None else self.reader.data_version()
+        if version is not None and version == self._seen_version:
+            return 0
+        replayed = self._replay(index)
+        self._seen_version = version
+        return replayed
+
+    def _replay(self, index: PartitionedIndex) -> int:
         with index.lock, read_transaction(self.engine) as conn:
             head = int(conn.execute(select(func.max(changes.c.seq))).scalar() or 0)
             if head <= index.watermark:
@@ -99,9 +117,9 @@ class IndexSync:
             touched: dict[int, str] = {}
             purged: set[str] = set()
             for _seq, user_id, pk, op in log_rows:
-                if op == "purge":
-                    purged.add(user_id)
-                    for stale in [p for p, u in touched.items() if u == user_id]:
+                if op in ("purge", "forget"):
+                    purged.update(u for u in index.user_ids() if _names(op, user_id, u))
+                    for stale in [p for p, u in touched.items() if _names(op, user_id, u)]:
                         del touched[stale]
                 else:
                     touched[int(pk)] = user_id
@@ -158,11 +176,36 @@ class IndexSync:
             return False
         self.index.save(self.path, model=self.model)
         self.unsaved = 0
+        _remove_stale_temp_files(self.path)
         return True
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
 
     def delete_file(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+_STALE_TEMP_S = 300.0
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Delete temp files of saves that a crash interrupted: they waste an index's worth of
+    disk each and may hold vectors (and user ids) of users forgotten since. Only old ones:
+    another process may be writing a fresh one to the same path right now."""
+    cutoff = time.time() - _STALE_TEMP_S
+    for tmp in path.parent.glob(glob.escape(path.name) + ".*.tmp"):
+        with contextlib.suppress(OSError):  # already gone, or not ours to delete
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+
+
+def _names(op: str, logged: str, user_id: str) -> bool:
+    """Whether a purge entry is about ``user_id``: 'forget' entries carry only the user's
+    digest (see ``writes.purge_user``), 'purge' entries of older databases the id itself."""
+    return (user_digest(user_id) if op == "forget" else user_id) == logged
 
 
 def _upsert_rows(index: PartitionedIndex, rows: list) -> int:  # type: ignore[type-arg]

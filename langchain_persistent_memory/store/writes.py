@@ -7,13 +7,14 @@ one call's operations are committed or none are.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from ..errors import InvalidInputError, MemoryNotFoundError
 from ..models import AddOp, DeleteOp, EventType, Memory, Operation, SupersedeOp, UpdateOp
@@ -23,11 +24,13 @@ from ..validation import (
     check_importance,
     check_label,
     check_metadata,
+    check_new_memory_id,
     check_optional_id,
     content_hash,
     to_utc,
 )
-from .rows import MEMORY_COLUMNS, encode_vector, row_to_memory
+from .keyword import scrub_keyword_index
+from .rows import MEMORY_COLUMNS, construct_memory, encode_vector, row_to_memory
 from .schema import changes, history, memories
 
 __all__ = ["Applied", "Change", "PreparedOp", "execute_ops", "prepare_ops"]
@@ -73,7 +76,7 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
     for op in ops:
         if isinstance(op, AddOp):
             prepared.append(PreparedOp(
-                kind="add", memory_id=check_optional_id(op.id, "id"),
+                kind="add", memory_id=check_new_memory_id(op.id),
                 text=check_content(op.content, max_chars=max_chars),
                 fields={
                     "category": check_label(op.category),
@@ -247,9 +250,8 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
     if dedupe:
         hashes = sorted({content_hash(op.text or "") for _, op in adds})
         for start in range(0, len(hashes), 500):
-            rows = conn.execute(select(*MEMORY_COLUMNS).where(
-                memories.c.user_id == user_id, memories.c.valid_to.is_(None),
-                memories.c.content_hash.in_(hashes[start:start + 500])))
+            rows = conn.execute(_SAME_TEXT, {"user_id": user_id,
+                                             "hashes": hashes[start:start + 500]})
             for row in rows:
                 known.setdefault((row.content_hash, row.agent_id), row_to_memory(row))
     explicit = [op.memory_id for _, op in adds if op.memory_id is not None]
@@ -273,9 +275,8 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
         to_insert.append((i, values))
     if not to_insert:
         return []
-    stmt = insert(memories).returning(memories.c.pk, sort_by_parameter_order=True)
-    pks = conn.execute(stmt, [v for _, v in to_insert]).scalars().all()
-    conn.execute(insert(history), [
+    pks = _insert_returning_keys(conn, memories, [v for _, v in to_insert])
+    _insert_returning_keys(conn, history, [
         {"memory_id": v["id"], "user_id": user_id, "event": EventType.ADD.value,
          "old_content": None, "new_content": v["content"], "created_at": now, "metadata": {}}
         for _, v in to_insert
@@ -284,30 +285,81 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
             for pk, (_, v) in zip(pks, to_insert)]
 
 
+def _insert_returning_keys(conn: Connection, table: Table,
+                           rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows and return their generated keys in order; one row (a single add, the
+    common case) skips the batched RETURNING machinery."""
+    if conn.dialect.name == "sqlite":
+        return _sqlite_insert(conn, table, rows)
+    if len(rows) == 1:
+        return [int(conn.execute(insert(table), rows[0]).inserted_primary_key[0])]
+    key = next(iter(table.primary_key.columns))
+    stmt = insert(table).returning(key, sort_by_parameter_order=True)
+    return [int(k) for k in conn.execute(stmt, rows).scalars().all()]
+
+
+def _sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """SQLite's fast path: one ``executemany`` on the transaction's own DBAPI connection.
+
+    Writers hold the database lock (BEGIN IMMEDIATE), so the new integer keys are
+    max + 1, max + 2, ... - exactly what SQLite itself would assign - and can be named
+    up front instead of read back. Values go through the columns' own SQLAlchemy bind
+    processors, so they are stored exactly as the general path stores them.
+    """
+    key = next(iter(table.primary_key.columns))
+    names = [name for name in rows[0] if name != key.name]
+    procs = [table.c[name].type.bind_processor(conn.dialect) for name in names]
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    top = cur.execute(f"SELECT max({key.name}) FROM {table.name}").fetchone()[0] or 0
+    keys = list(range(top + 1, top + 1 + len(rows)))
+    sql = (f"INSERT INTO {table.name} ({key.name}, {', '.join(names)}) "
+           f"VALUES (?{', ?' * len(names)})")
+    cur.executemany(sql, [
+        (k, *[v if p is None else p(v) for p, v in zip(procs, (row[n] for n in names))])
+        for k, row in zip(keys, rows)])
+    cur.close()
+    return keys
+
+
+# Built once: constructing the expression costs more than running it on a small store.
+_SAME_TEXT = select(*MEMORY_COLUMNS).where(
+    memories.c.user_id == bindparam("user_id"), memories.c.valid_to.is_(None),
+    memories.c.content_hash.in_(bindparam("hashes", expanding=True)))
+
+
 def _log_changes(conn: Connection,
                  pending: list[tuple[str, int, str, bool, np.ndarray | None]]) -> list[Change]:
     """Append change-log rows, one per touched memory, in the same transaction."""
     if not pending:
         return []
-    stmt = insert(changes).returning(changes.c.seq, sort_by_parameter_order=True)
-    seqs = conn.execute(stmt, [{"user_id": u, "memory_pk": pk, "op": op}
-                               for u, pk, op, _, _ in pending]).scalars().all()
+    seqs = _insert_returning_keys(conn, changes, [{"user_id": u, "memory_pk": pk, "op": op}
+                                                  for u, pk, op, _, _ in pending])
     return [Change(int(seq), u, int(pk), op, current, vec)
             for seq, (u, pk, op, current, vec) in zip(seqs, pending)]
 
 
+def user_digest(user_id: str) -> str:
+    """How the change log names a forgotten user: other replicas can match it, nobody can
+    read it back (user ids are often e-mail addresses)."""
+    return hashlib.sha256(user_id.encode("utf-8")).hexdigest()
+
+
 def purge_user(conn: Connection, user_id: str) -> tuple[int, list[Change]]:
-    """Delete every row of a user; leave one 'purge' entry so other replicas follow."""
+    """Delete every row of a user; leave one 'forget' entry (keyed by the user's digest) so
+    other replicas follow, and drop the user's older log entries that named them."""
     count = conn.execute(select(func.count()).select_from(memories)
                          .where(memories.c.user_id == user_id)).scalar_one()
     conn.execute(delete(memories).where(memories.c.user_id == user_id))
     conn.execute(delete(history).where(history.c.user_id == user_id))
-    return int(count), _log_changes(conn, [(user_id, 0, "purge", True, None)])
+    scrub_keyword_index(conn)  # triggers removed the entries; drop their traces too
+    # Log first, then prune: the new entry keeps the highest seq, so no seq is ever reused.
+    [logged] = _log_changes(conn, [(user_digest(user_id), 0, "forget", True, None)])
+    conn.execute(delete(changes).where(changes.c.user_id == user_id))
+    return int(count), [Change(logged.seq, user_id, 0, "purge")]  # own replica: the real id
 
 
 def _memory_from_values(values: dict[str, Any]) -> Memory:
-    return Memory.model_construct(**{k: v for k, v in values.items() if k != "embedding"},
-                                  embedding=None)
+    return construct_memory({**values, "embedding": None})
 
 
 def existing_vectors(conn: Connection, hashes: list[str]) -> dict[str, np.ndarray]:

@@ -1,0 +1,92 @@
+"""Ranking options of ``MemoryStore.search``, validated once (no I/O).
+
+Defaults were chosen on the LoCoMo benchmark's tuning conversations and checked on the
+held-out ones (benchmarks/sections/retrieval.md): weighted fusion at 0.5, session context 0.5,
+MMR at lambda 0.7. Recency and importance are off by default: they trade relevance for
+freshness or salience, a choice only the application can make.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import InvalidInputError
+
+__all__ = ["MODES", "SearchOptions"]
+
+MODES = ("hybrid", "dense", "keyword")
+FUSIONS = ("weighted", "rrf")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How candidates are found and ordered.
+
+    Attributes:
+        mode: ``"hybrid"`` (vectors + keywords), ``"dense"`` (vectors only, cosine scores)
+            or ``"keyword"`` (full-text only).
+        fusion: ``"weighted"`` (normalised score mix) or ``"rrf"`` (reciprocal rank fusion).
+        dense_weight: share of the dense score in weighted fusion, 0..1.
+        candidates: how many hits each retriever contributes before fusion (≥ k).
+        recency_half_life_days: if set, older memories (by ``valid_from``) lose relevance:
+            a memory this old keeps half of the ``recency_weight`` part of its score.
+        recency_weight: how much of the score recency may take away, 0..1.
+        importance_weight: 0 ignores ``importance``; 1 lets it scale scores by 0..2.
+        context_weight: share of the best session neighbour's relevance added to a
+            memory's own (memories of one conversation said just before / after it);
+            0 turns neighbour lookup off.
+        date_boost: multiplier bonus for memories said within a time the query names
+            ("in May 2023", "last week"); 0 turns query-date parsing off.
+        mmr: diversify with maximal marginal relevance (``mmr_lambda`` = relevance share);
+            on by default (measured), so near-repeats give way to other evidence.
+        dedupe_threshold: drop a hit whose cosine to a better hit is at least this (None: off).
+    """
+
+    mode: str = "hybrid"
+    fusion: str = "weighted"
+    dense_weight: float = 0.5
+    candidates: int = 50
+    recency_half_life_days: float | None = None
+    recency_weight: float = 0.5
+    importance_weight: float = 0.0
+    context_weight: float = 0.5
+    date_boost: float = 0.5
+    mmr: bool = True
+    mmr_lambda: float = 0.7
+    dedupe_threshold: float | None = 0.98
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidInputError(f"mode must be one of {MODES}", field="mode")
+        if self.fusion not in FUSIONS:
+            raise InvalidInputError(f"fusion must be one of {FUSIONS}", field="fusion")
+        for name in ("dense_weight", "recency_weight", "importance_weight", "mmr_lambda",
+                     "context_weight"):
+            _check_range(name, getattr(self, name), 0.0, 1.0)
+        _check_range("date_boost", self.date_boost, 0.0, 100.0)
+        if self.dedupe_threshold is not None:
+            _check_range("dedupe_threshold", self.dedupe_threshold, -1.0, 1.0)
+        if self.recency_half_life_days is not None:
+            _check_range("recency_half_life_days", self.recency_half_life_days, 1e-6, 1e6)
+        if (isinstance(self.candidates, bool) or not isinstance(self.candidates, int)
+                or not 1 <= self.candidates <= 10_000):
+            raise InvalidInputError("candidates must be an integer from 1 to 10000",
+                                    field="candidates")
+        if not isinstance(self.mmr, bool):
+            raise InvalidInputError("mmr must be True or False", field="mmr")
+
+    @classmethod
+    def split(cls, kwargs: dict[str, Any]) -> tuple[SearchOptions, dict[str, Any]]:
+        """Separate ranking options from filters in ``search(**kwargs)``."""
+        names = {f.name for f in fields(cls)}
+        options = {k: v for k, v in kwargs.items() if k in names}
+        rest = {k: v for k, v in kwargs.items() if k not in names}
+        return cls(**options), rest
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> None:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not low <= value <= high):
+        raise InvalidInputError(f"{name} must be a number from {low} to {high}", field=name)

@@ -1,0 +1,91 @@
+"""``store.search`` ranking options end to end, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from langchain_persistent_memory import InvalidInputError, MemoryStore
+
+MAY = datetime(2023, 5, 8, tzinfo=timezone.utc)
+JULY = datetime(2023, 7, 2, tzinfo=timezone.utc)
+
+
+def contents(hits: list) -> list[str]:
+    return [h.memory.content for h in hits]
+
+
+def test_hybrid_finds_what_either_retriever_finds(store: MemoryStore) -> None:
+    store.add_many(["Alice's passport number ends in 4471", "Alice enjoys long walks",
+                    "Alice bought a red kayak"], user_id="alice")
+    hybrid = contents(store.search("passport 4471", user_id="alice", k=1))
+    assert hybrid == ["Alice's passport number ends in 4471"]
+    async_hits = contents(await_search(store, "passport 4471"))
+    assert async_hits == hybrid
+
+
+def await_search(store: MemoryStore, query: str) -> list:
+    import asyncio
+
+    return asyncio.run(store.asearch(query, user_id="alice", k=1))
+
+
+def test_session_context_lifts_the_answer_next_to_the_question(store: MemoryStore) -> None:
+    turns = ["Bob: how often do you go sailing on the lake?", "Alice: every second weekend",
+             "Bob: did you watch the match?", "Alice: no, I was busy"]
+    store.add_many([{"content": t, "session_id": "s1"} for t in turns], user_id="alice")
+    store.add_many(["Alice: my sister visits often", "Alice: the weather is grey"],
+                   user_id="alice")
+    query = "how often does Alice go sailing on the lake"
+    with_context = contents(store.search(query, user_id="alice", k=2))
+    assert with_context == turns[:2]
+    without = contents(store.search(query, user_id="alice", k=2, context_weight=0.0))
+    assert turns[1] not in without
+
+
+def test_query_dates_prefer_memories_said_then(store: MemoryStore) -> None:
+    store.add("Alice went to the concert", user_id="alice", valid_from=JULY)
+    store.add("Alice went to the concert hall", user_id="alice", valid_from=MAY)
+    store.add_many(["Alice went to the dentist", "Alice bought a lamp"], user_id="alice")
+    hits = contents(store.search("concert in May 2023", user_id="alice", k=2))
+    assert hits[0] == "Alice went to the concert hall"
+    hits = contents(store.search("concert in July 2023", user_id="alice", k=2))
+    assert hits[0] == "Alice went to the concert"
+
+
+def test_recency_and_importance_reorder_equals(store: MemoryStore) -> None:
+    old = store.add("Alice's favourite food is ramen", user_id="alice", valid_from=MAY)
+    new = store.add("Alice's favourite food is pho", user_id="alice", valid_from=JULY,
+                    importance=0.2)
+    query = "Alice favourite food"
+    recent = store.search(query, user_id="alice", k=2, recency_half_life_days=7)
+    assert recent[0].memory.id == new.id
+    store.update(old.id, importance=1.0, user_id="alice")
+    important = store.search(query, user_id="alice", k=2, importance_weight=1.0)
+    assert important[0].memory.id == old.id
+
+
+def test_near_duplicates_do_not_fill_the_top_k(store: MemoryStore) -> None:
+    store.add_many(["Alice likes green tea", "Alice likes green tea!", "Alice plays chess"],
+                   user_id="alice")
+    hits = contents(store.search("Alice likes green tea", user_id="alice", k=2))
+    assert "Alice plays chess" in hits
+    both = contents(store.search("Alice likes green tea", user_id="alice", k=2,
+                                 dedupe_threshold=None))
+    assert "Alice plays chess" not in both
+
+
+def test_min_score_is_a_cosine_floor_in_every_mode(store: MemoryStore) -> None:
+    store.add_many(["Alice likes green tea", "unrelated words entirely"], user_id="alice")
+    for mode in ("hybrid", "dense", "keyword"):
+        hits = store.search("Alice likes green tea", user_id="alice", k=5, mode=mode,
+                            min_score=0.9)
+        assert contents(hits) == ["Alice likes green tea"]
+
+
+def test_bad_options_are_rejected_before_searching(store: MemoryStore) -> None:
+    store.add("Alice likes green tea", user_id="alice")
+    for bad in ({"mode": "magic"}, {"dense_weight": 2}, {"colour": "red"}):
+        with pytest.raises(InvalidInputError):
+            store.search("tea", user_id="alice", **bad)
