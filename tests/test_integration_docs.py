@@ -1,4 +1,4 @@
-"""The integration examples in docs/sections/integrations.md run as written.
+"""The integration examples in docs/integrations.md run as written.
 
 The shared setup block needs an API key, so it is replaced by scripted models and hashed
 embeddings; every other block runs unchanged, in order, in one namespace.
@@ -18,7 +18,7 @@ from langchain_persistent_memory import MemoryManager, MemoryStore
 from tests.support.embeddings import HashEmbeddings
 from tests.support.fake_chat import ScriptedChatModel, tool_call_message
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "sections" / "integrations.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "integrations.md"
 
 
 def _blocks() -> list[str]:

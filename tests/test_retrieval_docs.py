@@ -1,4 +1,4 @@
-"""The retrieval examples in docs/sections/retrieval.md run as written (real local model)."""
+"""The retrieval examples in docs/retrieval.md run as written (real local model)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "sections" / "retrieval.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "retrieval.md"
 
 
 @pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The store's documentation (docs/sections/store.md) runs as written.
+"""The store's documentation (docs/store.md) runs as written.
 
 Why: a reference whose examples do not run teaches the wrong API. The python blocks are run
 in order in one namespace, with the real local model (loaded once and shared by the stores
@@ -17,7 +17,7 @@ import pytest
 from langchain_persistent_memory.store import memory_store
 from langchain_persistent_memory.store.embedding import LocalEmbeddings
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "sections" / "store.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "store.md"
 NOT_RUN = "not run by tests/test_store_docs.py"
 
 

@@ -1,6 +1,6 @@
 """Fusing dense and keyword evidence into one relevance score (pure functions).
 
-Two methods, both measured on LoCoMo (benchmarks/sections/retrieval.md):
+Two methods, both measured on LoCoMo (benchmarks/README.md):
 
 * weighted: every candidate gets both scores — its exact cosine to the query (the store has
   every vector) and its keyword score (0 when no term matched) — each scaled to 0..1 over
