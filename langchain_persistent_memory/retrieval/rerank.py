@@ -50,7 +50,9 @@ def mmr_order(scores: Sequence[float], vectors: np.ndarray, k: int, *, lambda_: 
     rel = np.asarray(scores, dtype=np.float64)
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 1e-12 else np.ones(n)
-    sims = vectors @ vectors.T if (lambda_ is not None or dedupe_threshold is not None) else None
+    # One matrix-vector product per pick, not an n x n matrix up front: k is small, and a
+    # matrix-matrix product may wake BLAS threads, which costs milliseconds on a busy machine.
+    track = lambda_ is not None or dedupe_threshold is not None
     picked: list[int] = []
     closest = np.full(n, -1.0)  # max cosine of each item to the picks so far
     available = np.ones(n, dtype=bool)
@@ -65,6 +67,6 @@ def mmr_order(scores: Sequence[float], vectors: np.ndarray, k: int, *, lambda_: 
         if dedupe_threshold is not None and picked and closest[best] >= dedupe_threshold:
             continue
         picked.append(best)
-        if sims is not None:
-            closest = np.maximum(closest, sims[best])
+        if track:
+            closest = np.maximum(closest, vectors @ vectors[best])
     return picked

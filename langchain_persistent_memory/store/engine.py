@@ -52,7 +52,10 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 30.0,
     """Create an engine; SQLite gets WAL, a busy timeout and explicit BEGIN IMMEDIATE."""
     parsed = make_url(url)
     if not parsed.drivername.startswith("sqlite"):
-        engine_kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping: it costs a round trip per checkout, several per search. Connections
+        # are recycled instead; after a server restart the first call on a dead connection
+        # fails (a write never half-applies) and the pool replaces it.
+        engine_kwargs.setdefault("pool_recycle", 1800)
         return create_engine(url, **engine_kwargs)
 
     path = sqlite_path(url)
