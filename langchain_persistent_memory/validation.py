@@ -142,7 +142,7 @@ def _depth(value: Any, level: int = 0) -> int:
 
 def check_metadata(value: Any) -> dict[str, Any]:
     """Metadata must be a JSON object that survives a round trip unchanged."""
-    if value is None:
+    if value is None or (type(value) is dict and not value):  # the common case, no JSON work
         return {}
     if not isinstance(value, dict):
         raise InvalidInputError(

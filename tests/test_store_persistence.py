@@ -191,7 +191,7 @@ def test_two_processes_write_and_see_each_other(store_url: str, tmp_path: Path) 
                              "index": str(tmp_path / f"{me}.lpm"), "name": me, "other": other,
                              "barrier_dir": str(barriers)})
                  for me, other in (("north", "south"), ("south", "north"))]
-        for name in ("done-north", "done-south"):
+        for name in ("checked-north", "checked-south"):
             _wait_for(barriers / name, procs)
         observer.add("observer fact", user_id="shared")  # the other way round, below
         (barriers / "observer-wrote").touch()

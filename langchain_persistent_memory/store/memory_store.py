@@ -198,8 +198,8 @@ class MemoryStore:
         calls (async twins, threads) must not see each other's."""
         wanted: dict[str, str] = {}
         for op in prepared:
-            if op.text is not None and op.vector is None:
-                wanted.setdefault(content_hash(op.text), op.text)
+            if op.digest is not None and op.text is not None and op.vector is None:
+                wanted.setdefault(op.digest, op.text)
         if not wanted:
             return [], {}
         if self._sync.reader is not None:  # SQLite file: skip a pooled SQLAlchemy round trip

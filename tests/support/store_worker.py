@@ -54,6 +54,7 @@ def write(store: MemoryStore, name: str, other: str, count: int, barriers: Path)
     index = store._sync.index
     result = {"top": hits[0].memory.content if hits else None,
               "indexed": index.size("shared") if index else 0}
+    (barriers / f"checked-{name}").touch()  # the observer writes only after this
     _wait_for(barriers / "observer-wrote")
     late = store.search("observer fact", user_id="shared", k=1, mode="dense")
     return {**result, "late": late[0].memory.content if late else None}
