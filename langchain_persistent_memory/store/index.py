@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 import threading
 import zlib
 from collections.abc import Iterable
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+from .files import atomic_write
 
 __all__ = ["IndexFileError", "PartitionKey", "PartitionedIndex", "SavedIndex", "read_index_file"]
 
@@ -256,21 +257,12 @@ class PartitionedIndex:
                 "partitions": entries, "crc_ids": crc_ids, "sum_vecs": vec_sum,
                 "len_ids": len_ids, "len_vecs": len_vecs,
             }).encode("utf-8")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(_MAGIC + struct.pack("<Q", len(header)) + header)
-                    for _, ids, _ in parts:
-                        fh.write(np.ascontiguousarray(ids, dtype="<i8").data)
-                    for _, _, vecs in parts:
-                        fh.write(np.ascontiguousarray(vecs, dtype="<f4").data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_write(path) as fh:
+                fh.write(_MAGIC + struct.pack("<Q", len(header)) + header)
+                for _, ids, _ in parts:
+                    fh.write(np.ascontiguousarray(ids, dtype="<i8").data)
+                for _, _, vecs in parts:
+                    fh.write(np.ascontiguousarray(vecs, dtype="<f4").data)
 
 
 _SUM_MOD = 2**64

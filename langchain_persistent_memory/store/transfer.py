@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -36,6 +35,7 @@ from ..errors import EmbeddingMismatchError, InvalidInputError
 from ..validation import check_user_id
 from .embedding import normalize_rows
 from .engine import is_sqlite, run_write
+from .files import atomic_write
 from .rows import encode_vector
 from .schema import history, memories, read_meta, write_meta
 from .transfer_format import (
@@ -106,19 +106,8 @@ def export_jsonl(store: MemoryStore, dest: str | os.PathLike[str] | IO[str], *,
         user_id = check_user_id(user_id)
     if not isinstance(dest, (str, os.PathLike)):
         return _write_snapshot(store, dest, user_id)
-    path = Path(dest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            count = _write_snapshot(store, fh, user_id)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count
+    with atomic_write(Path(dest), "w", encoding="utf-8", newline="\n") as fh:
+        return _write_snapshot(store, fh, user_id)
 
 
 def _line_source(src: Source) -> Callable[[], Iterator[str]]:
