@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -56,6 +58,7 @@ from .writes import Applied, PreparedOp, execute_ops, existing_vectors, prepare_
 
 __all__ = ["DEFAULT_DATABASE_ENV", "MemoryStore", "default_database_url"]
 
+log = logging.getLogger(__name__)
 DEFAULT_DATABASE_ENV = "LPM_DATABASE_URL"
 _QUERY_CACHE = 1024
 
@@ -416,9 +419,23 @@ class MemoryStore:
     def _scrub_files(self) -> None:
         """Leave no copy of erased data on disk: checkpoint the WAL, rewrite the index."""
         if is_sqlite(self.engine) and sqlite_path(self.url) is not None:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._truncate_wal()
         self._sync.save()
+
+    def _truncate_wal(self, attempts: int = 100) -> None:
+        """Checkpoint and empty the WAL, whose old frames may still hold the erased text.
+
+        A checkpoint reports busy (instead of waiting) while another one runs, e.g. the
+        background checkpointer or another process's: try again until it went through.
+        """
+        for _ in range(attempts):
+            with self.engine.connect() as conn:
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+            if not busy:
+                return
+            time.sleep(0.05)
+        log.warning("could not empty the SQLite WAL after forget_user: another connection "
+                    "kept it busy; erased text stays in it until the next checkpoint")
 
     # ------------------------------------------------------------------ reads
     def get(self, memory_id: str, *, user_id: str | None = None,
