@@ -170,22 +170,24 @@ class MemoryMiddleware(MemoryToolErrorMiddleware):
         thread = (_config().get("configurable") or {}).get("thread_id")
         return None if thread is None else str(thread)
 
-    def after_agent(self, state: AgentState, runtime: Runtime[Any]) -> None:
+    def _hand_over(self, state: AgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """The turn to remember, or None; in background mode it is submitted right here."""
         turn = self._turn(state)
         if not turn:
-            return
-        user_id = self._user_id(runtime)
+            return None
+        job = {"messages": turn, "user_id": self._user_id(runtime),
+               "session_id": self._session()}
         if self.background:
-            self.manager.submit(turn, user_id=user_id, session_id=self._session())
-        else:
-            self.manager.process(turn, user_id=user_id, session_id=self._session())
+            self.manager.submit(**job)
+            return None
+        return job
+
+    def after_agent(self, state: AgentState, runtime: Runtime[Any]) -> None:
+        job = self._hand_over(state, runtime)
+        if job is not None:
+            self.manager.process(**job)
 
     async def aafter_agent(self, state: AgentState, runtime: Runtime[Any]) -> None:
-        turn = self._turn(state)
-        if not turn:
-            return
-        user_id = self._user_id(runtime)
-        if self.background:
-            self.manager.submit(turn, user_id=user_id, session_id=self._session())
-        else:
-            await self.manager.aprocess(turn, user_id=user_id, session_id=self._session())
+        job = self._hand_over(state, runtime)
+        if job is not None:
+            await self.manager.aprocess(**job)
