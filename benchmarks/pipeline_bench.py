@@ -12,7 +12,7 @@ Usage::
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/pipeline_bench.py --json pipeline.json
     .venv/bin/python benchmarks/pipeline_bench.py --embeddings hash      # no model load
     .venv/bin/python benchmarks/pipeline_bench.py --two-call             # extract + reconcile
-    .venv/bin/python benchmarks/pipeline_bench.py --torch-threads 1      # busy machine
+    .venv/bin/python benchmarks/pipeline_bench.py --threads 1      # busy machine
 """
 
 from __future__ import annotations
@@ -201,11 +201,13 @@ class TimedEmbeddings(Embeddings):
             self.ms += (time.perf_counter() - began) * 1000
 
 
-def _embeddings(kind: str) -> TimedEmbeddings:
+def _embeddings(kind: str, backend: str = "auto",
+                threads: int | None = None) -> TimedEmbeddings:
     if kind == "local":
         from langchain_persistent_memory import LocalEmbeddings
 
-        return TimedEmbeddings(LocalEmbeddings())
+        return TimedEmbeddings(LocalEmbeddings(backend=backend,  # type: ignore[arg-type]
+                                               threads=threads))
     from tests.support.embeddings import HashEmbeddings
 
     return TimedEmbeddings(HashEmbeddings(dim=384))
@@ -216,8 +218,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(kind: str, two_call: bool, folder: Path) -> dict[str, Any]:
-    embeddings = _embeddings(kind)
+def run(kind: str, two_call: bool, folder: Path, *, backend: str = "auto",
+        threads: int | None = None) -> dict[str, Any]:
+    embeddings = _embeddings(kind, backend, threads)
     embeddings.embed_query("warm up")  # model load is not per-turn overhead
     script = {turn[0]: turn for session in SESSIONS for turn in session}
     llm = CountingChatModel(script=script)
@@ -269,21 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embeddings", choices=["local", "hash"], default="local",
                     help="local all-MiniLM-L6-v2 (default) or hashed bag-of-words")
     ap.add_argument("--two-call", action="store_true", help="extract, then reconcile")
-    ap.add_argument("--torch-threads", type=int, default=None,
-                    help="torch.set_num_threads for the local model (1 is fastest for one "
-                         "sentence at a time on a busy machine)")
+    ap.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
+                    help="LocalEmbeddings backend (auto: ONNX Runtime when installed)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per embedding call (default: the runtime's choice)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if args.torch_threads:
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        figures = run(args.embeddings, args.two_call, Path(tmp))
+        figures = run(args.embeddings, args.two_call, Path(tmp), backend=args.backend,
+                      threads=args.threads)
         figures["wall_s"] = round(time.perf_counter() - began, 1)
-        figures["torch_threads"] = args.torch_threads
+        figures["backend"], figures["threads"] = args.backend, args.threads
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

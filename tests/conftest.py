@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from tests.support.postgres import find_or_start
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The local model's exported ONNX graph: one cache for every test and child process,
+# outside the user's own cache directory.
+os.environ.setdefault("LPM_CACHE_DIR", str(Path(tempfile.gettempdir()) / "lpm-test-cache"))
 
 
 @pytest.fixture(scope="session")
