@@ -32,6 +32,7 @@ from .results import ConsolidationResult, ProcessResult
 from .steps import Apply, FetchVectors, Request, Search, Steps, Timer, run_async, run_sync
 from .structured import ModelCall, StructuredCaller
 from .turn import RAW_MODE_NOTICE, TurnSettings, process_steps
+from .user_locks import UserLocks
 from .worker import BackgroundWorker
 
 __all__ = ["MemoryManager"]
@@ -100,6 +101,7 @@ class MemoryManager:
         self._caller = None if llm is None else StructuredCaller(
             llm, method=structured_output_method, prompts=self.prompts, config=config)
         self._worker = BackgroundWorker(lanes=workers)
+        self._users = UserLocks()
         self._raw_notice_logged = False
         atexit.register(_close_at_exit, weakref.ref(self))
 
@@ -268,11 +270,13 @@ class MemoryManager:
         return await asyncio.to_thread(self._execute, user_id, request)
 
     def _run(self, user_id: str, steps: Steps[R]) -> R:
-        timer = Timer()
-        result = run_sync(steps, lambda r: self._execute(user_id, r), timer)
+        with self._users.hold(user_id):  # one turn per user at a time: see user_locks
+            timer = Timer()
+            result = run_sync(steps, lambda r: self._execute(user_id, r), timer)
         return replace(result, duration_ms=timer.elapsed_ms, model_ms=timer.model_ms)
 
     async def _arun(self, user_id: str, steps: Steps[R]) -> R:
-        timer = Timer()
-        result = await run_async(steps, lambda r: self._aexecute(user_id, r), timer)
+        async with self._users.ahold(user_id):
+            timer = Timer()
+            result = await run_async(steps, lambda r: self._aexecute(user_id, r), timer)
         return replace(result, duration_ms=timer.elapsed_ms, model_ms=timer.model_ms)
