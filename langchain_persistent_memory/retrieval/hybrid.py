@@ -31,8 +31,7 @@ __all__ = ["ranked_search"]
 
 _CONTEXT_SEEDS = 20  # the best candidates whose session neighbours are looked up
 _CONTEXT_SPAN = 3  # neighbours are found among memories within this many keys
-_CONTEXT_REACH = 2  # neighbours up to this many turns away count ...
-_CONTEXT_DECAY = 0.5  # ... each turn further away at this share of the one before
+_CONTEXT_REACH = 2  # neighbours up to this many turns away count (question, answer, follow-up)
 
 
 def ranked_search(store: MemoryStore, query: str, vector: np.ndarray, user_id: str, k: int,
@@ -165,9 +164,9 @@ def _with_context(relevance: dict[str, float], details: dict[str, _Detail],
 
     A turn of a conversation often only makes sense next to the ones around it ("I see
     them once a week" answers "how often do you see sunsets?"): the query matches one, the
-    fact is in another. A neighbour gives ``context_weight`` of its relevance, halved for
-    each further turn; a question gives the turn right after it (its answer)
-    ``answer_weight`` instead. Neighbours are the session's memories in key order among
+    fact is in another. A neighbour up to two turns away gives ``context_weight`` of its
+    relevance; a question gives the turn right after it (its answer) ``answer_weight``
+    instead. Neighbours are the session's memories in key order among
     those fetched, and only within ``_CONTEXT_SPAN`` keys (not across a gap in the fetch).
     """
     by_session: dict[str, list[tuple[int, str]]] = {}
@@ -186,7 +185,6 @@ def _with_context(relevance: dict[str, float], details: dict[str, _Detail],
                     near = members[j][1]
                     share = options.answer_weight if j == pos - 1 and near in questions \
                         else options.context_weight
-                    best = max(best, share * _CONTEXT_DECAY ** (step - 1)
-                               * relevance.get(near, 0.0))
+                    best = max(best, share * relevance.get(near, 0.0))
             out[mid] = relevance.get(mid, 0.0) + best
     return out

@@ -35,8 +35,8 @@ class SearchOptions:
         recency_weight: how much of the score recency may take away, 0..1.
         importance_weight: 0 ignores ``importance``; 1 lets it scale scores by 0..2.
         context_weight: share of the best session neighbour's relevance added to a
-            memory's own (memories of one conversation said just before / after it, half
-            as much for two turns away).
+            memory's own (memories of one conversation said up to two turns before / after
+            it).
         answer_weight: the share instead when that neighbour is a question said right
             before the memory (so the memory is likely its answer); with
             ``context_weight`` 0 too, neighbour lookup is off.
@@ -58,7 +58,7 @@ class SearchOptions:
     recency_weight: float = 0.5
     importance_weight: float = 0.0
     context_weight: float = 0.5
-    answer_weight: float = 0.8
+    answer_weight: float = 0.7
     question_discount: float = 0.15
     date_boost: float = 0.5
     mmr: bool = True
