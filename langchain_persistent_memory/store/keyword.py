@@ -15,7 +15,17 @@ import re
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Connection, Float, Select, column, func, literal_column, table, text
+from sqlalchemy import (
+    Connection,
+    Float,
+    Select,
+    case,
+    column,
+    func,
+    literal_column,
+    table,
+    text,
+)
 
 from .filters import SearchFilters, build_filter_query
 from .schema import memories
@@ -116,13 +126,18 @@ def keyword_query(conn: Connection, user_id: str, filters: SearchFilters, terms:
                 .join(fts, fts.c.rowid == memories.c.pk)
                 .where(text(f"{FTS_TABLE} MATCH :kw_match").bindparams(kw_match=match))
                 .order_by(score.desc()).limit(limit))
-    tsquery = func.to_tsquery(literal_column("'english'::regconfig"),
-                              " | ".join([*map(_pg_lexeme, terms),
-                                          *(f"({_pg_lexeme(a)} <-> {_pg_lexeme(b)})"
-                                            for a, b in phrases)]))
+    english = literal_column("'english'::regconfig")
+    tsquery = func.to_tsquery(english, " | ".join(map(_pg_lexeme, terms)))
     tsv = literal_column(TSV_COLUMN)
     # Normalisation 1 divides by 1 + log(length): long memories do not win on size alone.
-    score = func.ts_rank(tsv, tsquery, 1, type_=Float).label("kw_score")
+    score = func.ts_rank(tsv, tsquery, 1, type_=Float)
+    if phrases:
+        # ts_rank ignores the phrase operator, so a phrase match is scored separately.
+        phrased = func.to_tsquery(english, " | ".join(
+            f"({_pg_lexeme(a)} <-> {_pg_lexeme(b)})" for a, b in phrases))
+        score = score + case((tsv.op("@@")(phrased), func.ts_rank(tsv, phrased, 1,
+                                                                  type_=Float)), else_=0.0)
+    score = score.label("kw_score")
     return (base.add_columns(score).where(tsv.op("@@")(tsquery))
             .order_by(score.desc()).limit(limit))
 
