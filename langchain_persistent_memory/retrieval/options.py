@@ -1,9 +1,10 @@
 """Ranking options of ``MemoryStore.search``, validated once (no I/O).
 
 Defaults were chosen on the LoCoMo benchmark's tuning conversations and checked on the
-held-out ones (benchmarks/README.md): weighted fusion at 0.5, session context 0.5,
-MMR at lambda 0.7. Recency and importance are off by default: they trade relevance for
-freshness or salience, a choice only the application can make.
+held-out ones (benchmarks/README.md): weighted fusion at 0.5, session context 0.5 (0.7 from
+a question to its answer), questions discounted by 0.15, MMR at lambda 0.7. Recency and
+importance are off by default: they trade relevance for freshness or salience, a choice only
+the application can make.
 """
 
 from __future__ import annotations
