@@ -148,6 +148,10 @@ def questions(data: list[dict[str, Any]]) -> list[Question]:
 
 
 Ranker = Callable[[Question], list[str]]
+# The store's vector path alone: cosine order, no session context, no re-ranking.
+DENSE_ONLY: dict[str, Any] = {"mode": "dense", "context_weight": 0.0, "answer_weight": 0.0,
+                              "question_discount": 0.0, "date_boost": 0.0,
+                              "dedupe_threshold": None, "mmr": False}
 
 
 def evaluate(rank: Ranker, qs: list[Question]) -> tuple[list[tuple[Question, dict]], list[float]]:
@@ -190,8 +194,7 @@ def bm25_rankers(store: Any, data: list[dict[str, Any]]) -> tuple[Ranker, Ranker
 
     def naive_rrf(q: Question) -> list[str]:
         dense = [h.memory.metadata["dia_id"] for h in store.search(
-            q.text, user_id=q.user_id, k=len(per_user[q.user_id][0]), mode="dense",
-            dedupe_threshold=None, mmr=False)]
+            q.text, user_id=q.user_id, k=len(per_user[q.user_id][0]), **DENSE_ONLY)]
         fused = rrf([dense, bm25(q)])
         return sorted(fused, key=lambda d: -fused[d])[:10]
 
@@ -201,14 +204,20 @@ def bm25_rankers(store: Any, data: list[dict[str, Any]]) -> tuple[Ranker, Ranker
 # How the defaults were chosen: each row changes one thing from the default.
 SWEEP: dict[str, dict[str, Any]] = {
     "default": {},
-    **{f"dense_weight={w}": {"dense_weight": w} for w in (0.3, 0.4, 0.6)},
+    **{f"dense_weight={w}": {"dense_weight": w} for w in (0.4, 0.6)},
     "fusion=rrf": {"fusion": "rrf"},
-    **{f"context_weight={c}": {"context_weight": c} for c in (0.0, 0.3, 0.7, 1.0)},
-    "candidates=20": {"candidates": 20},
-    "candidates=100": {"candidates": 100},
+    **{f"context_weight={c}": {"context_weight": c} for c in (0.4, 0.6)},
+    "no session context": {"context_weight": 0.0, "answer_weight": 0.0},
+    **{f"answer_weight={a}": {"answer_weight": a} for a in (0.5, 0.6, 0.8)},
+    **{f"question_discount={q}": {"question_discount": q} for q in (0.0, 0.1, 0.2)},
+    "no question handling": {"answer_weight": 0.5, "question_discount": 0.0},
+    "candidates=30": {"candidates": 30},
+    "candidates=80": {"candidates": 80},
     "mmr off": {"mmr": False},
+    "mmr_lambda=0.8": {"mmr_lambda": 0.8},
     "dedupe off": {"dedupe_threshold": None},
     "date_boost=0": {"date_boost": 0.0},
+    "date_boost=1.0": {"date_boost": 1.0},
     "recency 180 days": {"recency_half_life_days": 180.0},
 }
 
@@ -251,7 +260,7 @@ def report(store: Any, data: list[dict[str, Any]], qs: list[Question],
     rows, lat = evaluate(store_ranker(store), qs)  # first: query embeddings not yet cached
     results: dict[str, Any] = summarise(rows) | {"latency_ms": percentiles(lat)}
     bm25, naive = bm25_rankers(store, data)
-    baselines = {"dense": store_ranker(store, mode="dense", dedupe_threshold=None, mmr=False),
+    baselines = {"dense": store_ranker(store, **DENSE_ONLY),
                  "bm25": bm25, "rrf": naive}
     results["baselines"] = {}
     for name, ranker in baselines.items():

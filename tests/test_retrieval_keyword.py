@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from langchain_persistent_memory import AddOp, DeleteOp, MemoryNotFoundError, MemoryStore
+from langchain_persistent_memory.store.keyword import query_phrases
 from tests.support.embeddings import HashEmbeddings
 
 
@@ -73,6 +74,15 @@ def test_filters_apply_to_keyword_hits(store: MemoryStore) -> None:
 def test_stemming_matches_word_forms(store: MemoryStore) -> None:
     store.add("Alice went hiking in the Alps", user_id="alice")
     assert keyword_hits(store, "hikes") == ["Alice went hiking in the Alps"]
+
+
+def test_words_side_by_side_outrank_the_same_words_apart(store: MemoryStore) -> None:
+    apart = "Meteor photo, then a shower"
+    together = "Alice watched a meteor shower over the hills with two cousins last night"
+    store.add_many([apart, together], user_id="alice")
+    assert keyword_hits(store, "meteor shower") == [together, apart]
+    assert query_phrases("the meteor shower, and THE night sky") == [
+        ("meteor", "shower"), ("night", "sky")]
 
 
 def test_an_old_database_gets_its_keyword_index_on_open(store_url: str, tmp_path: Path) -> None:

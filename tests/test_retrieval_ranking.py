@@ -13,6 +13,7 @@ from langchain_persistent_memory.retrieval.fusion import min_max, rrf, weighted_
 from langchain_persistent_memory.retrieval.rerank import (
     date_factor,
     importance_factor,
+    is_question,
     mmr_order,
     recency_factor,
 )
@@ -36,6 +37,14 @@ def test_weighted_fusion_mixes_normalised_scores() -> None:
     assert half["b"] == pytest.approx(0.5) and half["a"] == half["c"] == pytest.approx(0.5)
     assert weighted_fusion({"a": 0.3}, {}, 0.5) == {"a": 0.5}
     assert min_max({"x": 2.0, "y": 2.0}) == {"x": 1.0, "y": 1.0}
+
+
+@pytest.mark.parametrize(("text", "asks"), [
+    ("What is her name?", True), ("Nice! Did you go? [shares a photo: a dog]", True),
+    ("你去了吗？", True), ("Really? I went there.", False), ("Ok?! Sure.", False),
+    ("no end mark", False), ("", False)])
+def test_is_question_reads_the_last_end_mark(text: str, asks: bool) -> None:
+    assert is_question(text) is asks
 
 
 def test_recency_halves_the_weighted_part_each_half_life() -> None:
@@ -112,6 +121,7 @@ def test_options_are_validated_and_split_from_filters() -> None:
     assert options.mode == "keyword" and options.mmr and rest == {"category": "x"}
     for bad in ({"mode": "fuzzy"}, {"fusion": "max"}, {"dense_weight": 1.5},
                 {"candidates": 0}, {"recency_half_life_days": 0}, {"mmr": "yes"},
-                {"importance_weight": float("nan")}, {"dedupe_threshold": True}):
+                {"importance_weight": float("nan")}, {"dedupe_threshold": True},
+                {"answer_weight": 1.5}, {"question_discount": -0.1}):
         with pytest.raises(InvalidInputError):
             SearchOptions(**bad)

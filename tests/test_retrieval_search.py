@@ -39,9 +39,29 @@ def test_session_context_lifts_the_answer_next_to_the_question(store: MemoryStor
                    user_id="alice")
     query = "how often does Alice go sailing on the lake"
     with_context = contents(store.search(query, user_id="alice", k=2))
-    assert with_context == turns[:2]
-    without = contents(store.search(query, user_id="alice", k=2, context_weight=0.0))
+    assert sorted(with_context) == sorted(turns[:2])
+    without = contents(store.search(query, user_id="alice", k=2, context_weight=0.0,
+                                    answer_weight=0.0))
     assert turns[1] not in without
+
+
+def test_a_question_hands_relevance_to_its_answer(store: MemoryStore) -> None:
+    turns = ["Bob: what is the name of your new puppy?", "Alice: she is called Coco",
+             "Bob: nice, see you", "Alice: bye"]
+    store.add_many([{"content": t, "session_id": "s1"} for t in turns], user_id="alice")
+    query = "what is the name of Alice's new puppy"
+
+    def score(text: str, **options: float) -> float:
+        hits = store.search(query, user_id="alice", k=4, mmr=False, **options)
+        return next(h.score for h in hits if h.memory.content == text)
+
+    # The answer gains answer_weight (not context_weight) of the question's relevance ...
+    assert score(turns[1], answer_weight=0.9) > score(turns[1], answer_weight=0.5) \
+        > score(turns[1], answer_weight=0.1)
+    # ... and the question itself keeps 1 - question_discount of its own.
+    assert score(turns[0], question_discount=0.15) == pytest.approx(
+        0.85 * score(turns[0], question_discount=0.0))
+    assert score(turns[1], question_discount=0.5) == score(turns[1], question_discount=0.0)
 
 
 def test_query_dates_prefer_memories_said_then(store: MemoryStore) -> None:

@@ -16,13 +16,13 @@ from sqlalchemy import select
 
 from ..models import Memory, ScoredMemory
 from ..store.filters import SearchFilters, build_filter_query
-from ..store.keyword import keyword_query, query_terms
+from ..store.keyword import keyword_query, query_phrases, query_terms
 from ..store.rows import MEMORY_COLUMNS, decode_vector, row_to_memory
 from ..store.schema import memories
 from .dates import parse_query_time
 from .fusion import rrf, weighted_fusion
 from .options import SearchOptions
-from .rerank import date_factor, importance_factor, mmr_order, recency_factor
+from .rerank import date_factor, importance_factor, is_question, mmr_order, recency_factor
 
 if TYPE_CHECKING:
     from ..store.memory_store import MemoryStore
@@ -31,6 +31,7 @@ __all__ = ["ranked_search"]
 
 _CONTEXT_SEEDS = 20  # the best candidates whose session neighbours are looked up
 _CONTEXT_SPAN = 3  # neighbours are found among memories within this many keys
+_CONTEXT_REACH = 2  # neighbours up to this many turns away count (question, answer, follow-up)
 
 
 def ranked_search(store: MemoryStore, query: str, vector: np.ndarray, user_id: str, k: int,
@@ -54,7 +55,7 @@ def ranked_search(store: MemoryStore, query: str, vector: np.ndarray, user_id: s
     if options.mode != "dense" and terms:
         with store.engine.connect() as conn:
             for row in conn.execute(keyword_query(conn, user_id, filters, terms, n,
-                                                  MEMORY_COLUMNS)):
+                                                  MEMORY_COLUMNS, query_phrases(query))):
                 keyword[row.id] = float(row.kw_score)
                 found.setdefault(row.id, row_to_memory(row))
     if not found:
@@ -70,15 +71,20 @@ def ranked_search(store: MemoryStore, query: str, vector: np.ndarray, user_id: s
         relevance = dict(keyword)
     else:
         relevance = _fuse(options, vector, details, dense, keyword)
-        if options.context_weight > 0:
+        if options.context_weight > 0 or options.answer_weight > 0:
             seeds = sorted(relevance, key=relevance.__getitem__, reverse=True)[:_CONTEXT_SEEDS]
             known = {d.pk for d in details.values()}
             for memory, detail in _neighbours(store, user_id, filters,
                                               [details[i] for i in seeds], known):
                 found[memory.id] = memory
                 details[memory.id] = detail
+            questions = {mid for mid, m in found.items() if is_question(m.content)}
             relevance = _with_context(_fuse(options, vector, details, dense, keyword),
-                                      details, options.context_weight)
+                                      details, questions, options)
+        if options.question_discount > 0:
+            relevance = {mid: score * (1.0 - options.question_discount)
+                         if is_question(found[mid].content) else score
+                         for mid, score in relevance.items()}
     ids = list(found)
     vectors = np.stack([details[i].vector for i in ids])
     cosine = dict(zip(ids, (vectors @ vector).tolist()))
@@ -153,12 +159,15 @@ def _neighbours(store: MemoryStore, user_id: str, filters: SearchFilters,
 
 
 def _with_context(relevance: dict[str, float], details: dict[str, _Detail],
-                  weight: float) -> dict[str, float]:
-    """Add ``weight`` x the better of each memory's session neighbours' relevance.
+                  questions: set[str], options: SearchOptions) -> dict[str, float]:
+    """Add the best share of a session neighbour's relevance to each memory's own.
 
-    A turn of a conversation often only makes sense next to the one before it ("I see
-    them once a week" answers "how often do you see sunsets?"): the query matches one,
-    the fact is in the other.
+    A turn of a conversation often only makes sense next to the ones around it ("I see
+    them once a week" answers "how often do you see sunsets?"): the query matches one, the
+    fact is in another. A neighbour up to two turns away gives ``context_weight`` of its
+    relevance; a question gives the turn right after it (its answer) ``answer_weight``
+    instead. Neighbours are the session's memories in key order among
+    those fetched, and only within ``_CONTEXT_SPAN`` keys (not across a gap in the fetch).
     """
     by_session: dict[str, list[tuple[int, str]]] = {}
     for mid, d in details.items():
@@ -167,9 +176,15 @@ def _with_context(relevance: dict[str, float], details: dict[str, _Detail],
     out = dict(relevance)
     for members in by_session.values():
         members.sort()
-        for pos, (_, mid) in enumerate(members):
-            near = [relevance.get(members[j][1], 0.0) for j in (pos - 1, pos + 1)
-                    if 0 <= j < len(members)]
-            if near:
-                out[mid] = relevance.get(mid, 0.0) + weight * max(near)
+        for pos, (pk, mid) in enumerate(members):
+            best = 0.0
+            for step in range(1, _CONTEXT_REACH + 1):
+                for j in (pos - step, pos + step):
+                    if not 0 <= j < len(members) or abs(members[j][0] - pk) > _CONTEXT_SPAN:
+                        continue
+                    near = members[j][1]
+                    share = options.answer_weight if j == pos - 1 and near in questions \
+                        else options.context_weight
+                    best = max(best, share * relevance.get(near, 0.0))
+            out[mid] = relevance.get(mid, 0.0) + best
     return out

@@ -1,9 +1,10 @@
 """Ranking options of ``MemoryStore.search``, validated once (no I/O).
 
 Defaults were chosen on the LoCoMo benchmark's tuning conversations and checked on the
-held-out ones (benchmarks/README.md): weighted fusion at 0.5, session context 0.5,
-MMR at lambda 0.7. Recency and importance are off by default: they trade relevance for
-freshness or salience, a choice only the application can make.
+held-out ones (benchmarks/README.md): weighted fusion at 0.5, session context 0.5 (0.7 from
+a question to its answer), questions discounted by 0.15, MMR at lambda 0.7. Recency and
+importance are off by default: they trade relevance for freshness or salience, a choice only
+the application can make.
 """
 
 from __future__ import annotations
@@ -35,8 +36,14 @@ class SearchOptions:
         recency_weight: how much of the score recency may take away, 0..1.
         importance_weight: 0 ignores ``importance``; 1 lets it scale scores by 0..2.
         context_weight: share of the best session neighbour's relevance added to a
-            memory's own (memories of one conversation said just before / after it);
-            0 turns neighbour lookup off.
+            memory's own (memories of one conversation said up to two turns before / after
+            it).
+        answer_weight: the share instead when that neighbour is a question said right
+            before the memory (so the memory is likely its answer); with
+            ``context_weight`` 0 too, neighbour lookup is off.
+        question_discount: share of relevance a memory loses when it ends with a question:
+            a query, itself a question, matches stored questions by their form, but the
+            fact is in the answer.
         date_boost: multiplier bonus for memories said within a time the query names
             ("in May 2023", "last week"); 0 turns query-date parsing off.
         mmr: diversify with maximal marginal relevance (``mmr_lambda`` = relevance share);
@@ -52,6 +59,8 @@ class SearchOptions:
     recency_weight: float = 0.5
     importance_weight: float = 0.0
     context_weight: float = 0.5
+    answer_weight: float = 0.7
+    question_discount: float = 0.15
     date_boost: float = 0.5
     mmr: bool = True
     mmr_lambda: float = 0.7
@@ -63,7 +72,7 @@ class SearchOptions:
         if self.fusion not in FUSIONS:
             raise InvalidInputError(f"fusion must be one of {FUSIONS}", field="fusion")
         for name in ("dense_weight", "recency_weight", "importance_weight", "mmr_lambda",
-                     "context_weight"):
+                     "context_weight", "answer_weight", "question_discount"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         _check_range("date_boost", self.date_boost, 0.0, 100.0)
         if self.dedupe_threshold is not None:

@@ -1,4 +1,4 @@
-"""Adjusting fused relevance: recency, importance, query dates, MMR and de-duplication.
+"""Adjusting fused relevance: recency, importance, query dates, questions, MMR, de-duplication.
 
 Pure functions over scores and vectors so they are testable without a store. Multipliers
 rather than additive terms keep a strong match strong: recency and importance can reorder
@@ -7,6 +7,7 @@ near-equals but cannot lift an unrelated memory above a relevant one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -14,9 +15,19 @@ import numpy as np
 
 from .dates import TimeRange
 
-__all__ = ["date_factor", "importance_factor", "mmr_order", "recency_factor"]
+__all__ = ["date_factor", "importance_factor", "is_question", "mmr_order", "recency_factor"]
 
 _DAY_S = 86_400.0
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f](?=[^.!?\u3002\uff01\uff1f]*$)")
+
+
+def is_question(text: str) -> bool:
+    """Whether the last sentence of ``text`` asks something (its last end mark is a "?").
+
+    Text after the last mark (a closing quote, an emoji, an attachment note) is ignored.
+    """
+    end = _SENTENCE_END.search(text)
+    return end is not None and end.group() in "?\uff1f"
 
 
 def recency_factor(said: datetime, now: datetime, half_life_days: float, weight: float) -> float:

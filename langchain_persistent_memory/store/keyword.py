@@ -12,14 +12,25 @@ never inject FTS syntax.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Connection, Float, Select, column, func, literal_column, table, text
+from sqlalchemy import (
+    Connection,
+    Float,
+    Select,
+    case,
+    column,
+    func,
+    literal_column,
+    table,
+    text,
+)
 
 from .filters import SearchFilters, build_filter_query
 from .schema import memories
 
-__all__ = ["STOPWORDS", "create_keyword_index", "keyword_query", "query_terms",
+__all__ = ["STOPWORDS", "create_keyword_index", "keyword_query", "query_phrases", "query_terms",
            "scrub_keyword_index"]
 
 FTS_TABLE = "lpm_fts"
@@ -86,24 +97,47 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
+def query_phrases(query: str) -> list[tuple[str, str]]:
+    """Pairs of content words next to each other in ``query`` ("meteor shower"), in order.
+
+    Searched as phrases beside the single words, so a memory with the words side by side
+    outscores one that has them apart (measured on LoCoMo: benchmarks/README.md).
+    """
+    tokens = _TOKEN_RE.findall(query.lower())
+    pairs = dict.fromkeys((a, b) for a, b in pairwise(tokens)
+                          if a not in STOPWORDS and b not in STOPWORDS)
+    return list(pairs)[:_MAX_TERMS]
+
+
 def keyword_query(conn: Connection, user_id: str, filters: SearchFilters, terms: list[str],
-                  limit: int, columns: list[Any]) -> Select[Any]:
+                  limit: int, columns: list[Any],
+                  phrases: list[tuple[str, str]] | None = None) -> Select[Any]:
     """SELECT ``columns`` plus ``kw_score`` (higher is better) of the user's memories
-    matching any of ``terms``, best first. ``terms`` must come from :func:`query_terms`."""
+    matching any of ``terms`` or ``phrases``, best first. They must come from
+    :func:`query_terms` / :func:`query_phrases`; a phrase match adds to the words' score."""
     base = build_filter_query(user_id, filters, columns=columns)
+    phrases = phrases or []
     if conn.dialect.name == "sqlite":
         fts = table(FTS_TABLE, column("rowid"))
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        match = " OR ".join([*('"' + t.replace('"', '""') + '"' for t in terms),
+                             *('"' + " ".join(p).replace('"', '""') + '"' for p in phrases)])
         score = (-func.bm25(literal_column(FTS_TABLE))).label("kw_score")
         return (base.add_columns(score)
                 .join(fts, fts.c.rowid == memories.c.pk)
                 .where(text(f"{FTS_TABLE} MATCH :kw_match").bindparams(kw_match=match))
                 .order_by(score.desc()).limit(limit))
-    tsquery = func.to_tsquery(literal_column("'english'::regconfig"),
-                              " | ".join(_pg_lexeme(t) for t in terms))
+    english = literal_column("'english'::regconfig")
+    tsquery = func.to_tsquery(english, " | ".join(map(_pg_lexeme, terms)))
     tsv = literal_column(TSV_COLUMN)
     # Normalisation 1 divides by 1 + log(length): long memories do not win on size alone.
-    score = func.ts_rank(tsv, tsquery, 1, type_=Float).label("kw_score")
+    score = func.ts_rank(tsv, tsquery, 1, type_=Float)
+    if phrases:
+        # ts_rank ignores the phrase operator, so a phrase match is scored separately.
+        phrased = func.to_tsquery(english, " | ".join(
+            f"({_pg_lexeme(a)} <-> {_pg_lexeme(b)})" for a, b in phrases))
+        score = score + case((tsv.op("@@")(phrased), func.ts_rank(tsv, phrased, 1,
+                                                                  type_=Float)), else_=0.0)
+    score = score.label("kw_score")
     return (base.add_columns(score).where(tsv.op("@@")(tsquery))
             .order_by(score.desc()).limit(limit))
 

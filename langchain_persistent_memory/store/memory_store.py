@@ -525,8 +525,8 @@ class MemoryStore:
         Ranking options (:class:`~langchain_persistent_memory.retrieval.SearchOptions`):
         ``mode`` ("hybrid" default, "dense", "keyword"), ``fusion``, ``dense_weight``,
         ``candidates``, ``recency_half_life_days``, ``recency_weight``,
-        ``importance_weight``, ``context_weight``, ``date_boost``, ``mmr``, ``mmr_lambda``,
-        ``dedupe_threshold``.
+        ``importance_weight``, ``context_weight``, ``answer_weight``, ``question_discount``,
+        ``date_boost``, ``mmr``, ``mmr_lambda``, ``dedupe_threshold``.
         ``min_score`` is a floor on cosine similarity in every mode.
         """
         self._ensure_open()
