@@ -122,10 +122,12 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- run
-def build_store(data: list[dict[str, Any]], db: Path, date_in_text: bool) -> Any:
+def build_store(data: list[dict[str, Any]], db: Path, date_in_text: bool,
+                threads: int | None = None) -> Any:
     from langchain_persistent_memory import LocalEmbeddings, MemoryStore
 
-    store = MemoryStore(f"sqlite:///{db}", embeddings=LocalEmbeddings(), dedupe=False,
+    store = MemoryStore(f"sqlite:///{db}", embeddings=LocalEmbeddings(threads=threads),
+                        dedupe=False,
                         index_path=db.with_suffix(".index"))
     for i, sample in enumerate(data):
         user = f"locomo-{i}"
@@ -232,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also prefix each memory's text with its session date")
     ap.add_argument("--sweep", action="store_true",
                     help="compare settings on the tuning conversations and the held-out rest")
-    ap.add_argument("--query-threads", type=int, default=1,
-                    help="torch threads for query embedding (1 = steady latency)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="CPU threads per embedding call (default: the runtime's choice)")
     args = ap.parse_args(argv)
     if not args.data.exists():
         print(f"LoCoMo data not found at {args.data}; skipping (pass --data PATH).")
@@ -242,11 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "locomo.db"
         started = time.perf_counter()
-        store = build_store(data, db, args.date_in_text)
+        store = build_store(data, db, args.date_in_text, args.threads)
         ingest_s = time.perf_counter() - started
-        import torch
-
-        torch.set_num_threads(args.query_threads)
         store.embed_query("warm up")
         qs = questions(data)
         try:
@@ -269,7 +268,8 @@ def report(store: Any, data: list[dict[str, Any]], qs: list[Question],
                                                           percentiles(b_lat)}
     results["settings"] = {"memories": store.count(), "questions": len(qs),
                            "ingest_s": round(ingest_s, 1), "date_in_text": args.date_in_text,
-                           "query_threads": args.query_threads}
+                           "threads": args.threads,
+                           "embedding_backend": store.embeddings.backend}
     print_table(results)
     if args.sweep:
         from langchain_persistent_memory.store import memory_store
