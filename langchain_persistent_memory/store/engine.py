@@ -206,13 +206,15 @@ class SqliteReader:
         with self._lock:
             return list(self._conn.cursor().execute(sql, params).fetchall())
 
-    def existing_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
+    def existing_vectors(self, user_id: str, hashes: list[str]) -> dict[str, np.ndarray]:
         """Like :func:`writes.existing_vectors`, on this connection."""
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             rows = self.fetch("SELECT content_hash, embedding FROM lpm_memories "
-                              f"WHERE content_hash IN ({', '.join('?' * len(chunk))})", chunk)
+                              "WHERE user_id = ? AND valid_to IS NULL "
+                              f"AND content_hash IN ({', '.join('?' * len(chunk))})",
+                              [user_id, *chunk])
             for h, blob in rows:
                 found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
         return found

@@ -473,13 +473,19 @@ def _memory_from_values(values: dict[str, Any]) -> Memory:
     return construct_memory({**values, "embedding": None})
 
 
-def existing_vectors(conn: Connection, hashes: list[str]) -> dict[str, np.ndarray]:
-    """Vectors already stored for these content hashes: identical text is embedded once."""
+def existing_vectors(conn: Connection, user_id: str,
+                     hashes: list[str]) -> dict[str, np.ndarray]:
+    """Vectors stored for these content hashes among the user's current memories.
+
+    Per user: an index that finds a text across all users costs every add a random page
+    write (see ``schema``); ``MemoryStore`` also remembers recent vectors in process.
+    """
     found: dict[str, np.ndarray] = {}
     for start in range(0, len(hashes), 500):
         chunk = hashes[start:start + 500]
-        rows = conn.execute(select(memories.c.content_hash, memories.c.embedding)
-                            .where(memories.c.content_hash.in_(chunk)))
+        rows = conn.execute(select(memories.c.content_hash, memories.c.embedding).where(
+            memories.c.user_id == user_id, memories.c.valid_to.is_(None),
+            memories.c.content_hash.in_(chunk)))
         for h, blob in rows:
             found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
     return found
