@@ -91,7 +91,13 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 30.0,
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.info.pop("lpm_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver's connection: SQLAlchemy's statement machinery cost a single add
+        # more than SQLite's own BEGIN. Its errors (busy) are wrapped as SQLAlchemy would,
+        # so run_write still retries them.
+        try:
+            conn.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+        except sqlite3.OperationalError as exc:
+            raise OperationalError(f"BEGIN {mode}", None, exc) from exc
 
     if checkpointer is not None:
         event.listen(engine, "commit", lambda _conn: checkpointer.poke())
