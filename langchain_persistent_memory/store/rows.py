@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -70,16 +71,22 @@ _TIMES = frozenset({"created_at", "updated_at", "valid_from", "valid_to"})
 _RAW_NAMES = [c.name for c in MEMORY_COLUMNS]
 
 
-def _utc(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+@functools.lru_cache(maxsize=4096)
+def _utc(text: str) -> datetime:
+    """Parsed once per distinct text: a row's created/updated/valid_from are usually one
+    instant, and a batch's rows share it (parsing was most of a search's row cost).
+    Datetimes are immutable, so sharing one is safe."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
 def sqlite_row_to_memory(values: tuple[Any, ...]) -> Memory:
     """A Memory from a raw SQLite row of :data:`SQLITE_MEMORY_SELECT`."""
     m = dict(zip(_RAW_NAMES, values))
     for name in _TIMES:
-        m[name] = _utc(m[name])
-    m["metadata"] = json.loads(m["metadata"]) if m["metadata"] else {}
+        if (text := m[name]) is not None:
+            m[name] = _utc(text)
+    meta = m["metadata"]
+    m["metadata"] = json.loads(meta) if meta and meta != "{}" else {}
     del m["pk"]
     m["embedding"] = None
     return construct_memory(m)
