@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -217,19 +216,6 @@ class SqliteReader:
         """One autocommit SELECT (a single statement sees one consistent snapshot)."""
         with self._lock:
             return list(self._conn.cursor().execute(sql, params).fetchall())
-
-    def existing_vectors(self, user_id: str, hashes: list[str]) -> dict[str, np.ndarray]:
-        """Like :func:`writes.existing_vectors`, on this connection."""
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start:start + 500]
-            rows = self.fetch("SELECT content_hash, embedding FROM lpm_memories "
-                              "WHERE user_id = ? AND valid_to IS NULL "
-                              f"AND content_hash IN ({', '.join('?' * len(chunk))})",
-                              [user_id, *chunk])
-            for h, blob in rows:
-                found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
-        return found
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):

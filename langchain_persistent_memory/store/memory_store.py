@@ -223,11 +223,10 @@ class MemoryStore:
             known = {h: v for h in wanted if (v := self._vector_cache.get(h)) is not None}
         rest = [h for h in wanted if h not in known]
         if rest and user_id is not None:
-            if self._sync.reader is not None:  # SQLite file: skip a pooled round trip
-                known.update(self._sync.reader.existing_vectors(user_id, rest))
-            else:
-                with self.engine.connect() as conn:
-                    known.update(existing_vectors(conn, user_id, rest))
+            # A pooled connection, not the search reader: usually the one the last write
+            # used, whose page cache that commit did not invalidate.
+            with self.engine.connect() as conn:
+                known.update(existing_vectors(conn, user_id, rest))
         return known
 
     def _remember_vectors(self, vectors: dict[str, np.ndarray]) -> None:

@@ -483,9 +483,19 @@ def existing_vectors(conn: Connection, user_id: str,
     found: dict[str, np.ndarray] = {}
     for start in range(0, len(hashes), 500):
         chunk = hashes[start:start + 500]
-        rows = conn.execute(select(memories.c.content_hash, memories.c.embedding).where(
-            memories.c.user_id == user_id, memories.c.valid_to.is_(None),
-            memories.c.content_hash.in_(chunk)))
+        if conn.dialect.name == "sqlite":  # raw cursor: this runs before every add
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            rows = cur.execute(f"{_SQLITE_VECTORS}({', '.join('?' * len(chunk))})",
+                               [user_id, *chunk]).fetchall()
+            cur.close()
+        else:
+            rows = conn.execute(select(memories.c.content_hash, memories.c.embedding).where(
+                memories.c.user_id == user_id, memories.c.valid_to.is_(None),
+                memories.c.content_hash.in_(chunk))).all()
         for h, blob in rows:
             found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
     return found
+
+
+_SQLITE_VECTORS = (f"SELECT content_hash, embedding FROM {memories.name} "
+                   "WHERE user_id = ? AND valid_to IS NULL AND content_hash IN ")
