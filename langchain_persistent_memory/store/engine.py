@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +22,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["SqliteReader", "create_store_engine", "dispose_quietly", "is_sqlite",
-           "read_transaction", "run_write", "sqlite_path", "sqlite_reader"]
+__all__ = ["KeptConnection", "SqliteReader", "create_store_engine", "dispose_quietly",
+           "is_sqlite", "kept_connection", "read_transaction", "run_write", "sqlite_path",
+           "sqlite_reader"]
 
 # Any constant works: it names the lock that orders change-log appends on PostgreSQL.
 _PG_WRITE_LOCK = 7_305_114_001
@@ -165,16 +166,20 @@ def _is_busy(exc: OperationalError) -> bool:
             or "could not serialize" in message)
 
 
-def run_write(engine: Engine, body: Callable[[Connection], T]) -> T:
+def run_write(engine: Engine, body: Callable[[Connection], T], *,
+              connection: Callable[[], AbstractContextManager[Connection]] | None = None
+              ) -> T:
     """Run ``body`` in one write transaction with writers serialised, and commit.
 
     On a busy or deadlocked database the whole transaction is rolled back and run again
     with jittered exponential backoff, so ``body`` must only touch the database.
+    ``connection`` supplies the connection (e.g. :meth:`KeptConnection.hold`); default: a
+    pooled one.
     """
     delay = 0.01
     for attempt in range(_RETRIES):
         try:
-            with engine.connect() as conn:
+            with (connection or engine.connect)() as conn:
                 if is_sqlite(engine):
                     conn.info["lpm_begin"] = "IMMEDIATE"
                 with conn.begin():
@@ -188,6 +193,49 @@ def run_write(engine: Engine, body: Callable[[Connection], T]) -> T:
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class KeptConnection:
+    """One connection kept open for a store's own writes and the lookups just before them.
+
+    Checking a connection out of the pool and back in cost a single add as much as its
+    BEGIN and COMMIT; and the connection that made the last commit still has a warm page
+    cache (another connection's commit empties it). One thread at a time: the lock
+    serialises this process's writers, which the database lock does anyway.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self) -> Iterator[Connection]:
+        with self._lock:
+            conn = self._conn
+            if conn is None or conn.closed or conn.invalidated:
+                if conn is not None:
+                    conn.close()
+                conn = self._conn = self._engine.connect()
+            yield conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):  # closing must never raise
+                    self._conn.close()
+                self._conn = None
+
+
+def kept_connection(engine: Engine) -> KeptConnection | None:
+    """A kept connection for SQLite files; None for in-memory SQLite (its one shared
+    connection is the pool's) and other backends, which keep the pool."""
+    return KeptConnection(engine) if _is_sqlite_file(engine) else None
+
+
+def _is_sqlite_file(engine: Engine) -> bool:
+    return is_sqlite(engine) and engine.url.database not in (None, "", ":memory:") \
+        and not str(engine.url.database).startswith("file::memory:")
 
 
 _READER_MMAP_BYTES = 1 << 31  # SQLite caps it at its compile-time maximum (2 GB by default)
@@ -225,10 +273,7 @@ class SqliteReader:
 def sqlite_reader(engine: Engine) -> SqliteReader | None:
     """A reader for SQLite files; None for in-memory SQLite (one shared connection) and
     other backends, which keep the general path."""
-    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:") \
-            or str(engine.url.database).startswith("file::memory:"):
-        return None
-    return SqliteReader(engine)
+    return SqliteReader(engine) if _is_sqlite_file(engine) else None
 
 
 @contextmanager

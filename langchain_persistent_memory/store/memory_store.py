@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -23,7 +24,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.engine import make_url
 
 from ..errors import EmbeddingMismatchError, InvalidInputError, MemoryNotFoundError
@@ -41,7 +42,14 @@ from ..retrieval.hybrid import ranked_search
 from ..retrieval.options import SearchOptions
 from ..validation import DEFAULT_MAX_CONTENT_CHARS, check_id, check_user_id
 from .embedding import LocalEmbeddings, embedding_model_name, normalize_rows
-from .engine import create_store_engine, dispose_quietly, is_sqlite, run_write, sqlite_path
+from .engine import (
+    create_store_engine,
+    dispose_quietly,
+    is_sqlite,
+    kept_connection,
+    run_write,
+    sqlite_path,
+)
 from .filters import SearchFilters, build_filter_query
 from .reembed import Progress, reembed
 from .rows import (
@@ -132,6 +140,7 @@ class MemoryStore:
         self._closed = False
         self._model_recorded = False
         self.engine: Engine = create_store_engine(self.url, **(engine_kwargs or {}))
+        self._writes = kept_connection(self.engine)
         try:
             stored = run_write(self.engine, self._migrate_and_read_meta)
             stored_model = stored.get("embedding_model")
@@ -151,7 +160,7 @@ class MemoryStore:
         except BaseException:
             if hasattr(self, "_sync"):
                 self._sync.close()
-            dispose_quietly(self.engine)
+            self._close_connections()
             raise
 
     @staticmethod
@@ -170,7 +179,12 @@ class MemoryStore:
             self._sync.save()
         finally:
             self._sync.close()
-            dispose_quietly(self.engine)
+            self._close_connections()
+
+    def _close_connections(self) -> None:
+        if self._writes is not None:
+            self._writes.close()
+        dispose_quietly(self.engine)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
@@ -223,9 +237,9 @@ class MemoryStore:
             known = {h: v for h in wanted if (v := self._vector_cache.get(h)) is not None}
         rest = [h for h in wanted if h not in known]
         if rest and user_id is not None:
-            # A pooled connection, not the search reader: usually the one the last write
-            # used, whose page cache that commit did not invalidate.
-            with self.engine.connect() as conn:
+            # The writes' connection, not the search reader: its page cache survived the
+            # last commit (its own), the reader's did not.
+            with self._connection() as conn:
                 known.update(existing_vectors(conn, user_id, rest))
         return known
 
@@ -340,7 +354,7 @@ class MemoryStore:
             return execute_ops(conn, user_id=scope, ops=prepared, vectors=vectors, now=now,
                                dedupe=self.dedupe)
 
-        applied, log = run_write(self.engine, body)
+        applied, log = run_write(self.engine, body, connection=self._connection)
         self._remember_vectors(vectors)  # committed: these texts now have stored vectors
         self._model_recorded = self.dim is not None
         if self.dim is not None:
@@ -348,6 +362,10 @@ class MemoryStore:
         self._sync.apply_own(log)
         self._maybe_autosave()
         return applied
+
+    def _connection(self) -> AbstractContextManager[Connection]:
+        """The connection for this store's writes: the kept one on SQLite files."""
+        return self._writes.hold() if self._writes is not None else self.engine.connect()
 
     def _maybe_autosave(self) -> None:
         index = self._sync.index
@@ -441,7 +459,8 @@ class MemoryStore:
         """Erase a user completely: memories, history, vectors; returns memories removed."""
         self._ensure_open()
         user_id = check_user_id(user_id)
-        count, log = run_write(self.engine, lambda conn: purge_user(conn, user_id))
+        count, log = run_write(self.engine, lambda conn: purge_user(conn, user_id),
+                               connection=self._connection)
         self._sync.apply_own(log)
         self._scrub_files()
         return count
