@@ -80,7 +80,7 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
-_USER_INDEX = "ix_lpm_memories_user_hash"
+_HASH_INDEX = "ix_lpm_memories_user_hash"
 
 memories = Table(
     "lpm_memories",
@@ -102,10 +102,12 @@ memories = Table(
     Column("metadata", JSONType, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("embedding", LargeBinary, nullable=False),
-    # One index serves a user's listings (user, valid_to) and identical-text lookups
-    # (+ content_hash). A global content_hash index cost more than the row itself: every
-    # add landed on a random page of it, so a 100-row commit rewrote ~100 index pages.
-    Index(_USER_INDEX, "user_id", "valid_to", "content_hash"),
+    Index("ix_lpm_memories_user", "user_id", "valid_to"),
+    # Identical text is looked up per user. A global content_hash index cost more than the
+    # row itself: every add landed on a random page of it, so a 100-row commit rewrote
+    # ~100 index pages; a user's entries here are a few adjacent pages. The narrower index
+    # above stays: SQLite scans it rather than this one when only user_id is known.
+    Index(_HASH_INDEX, "user_id", "valid_to", "content_hash"),
 )
 
 history = Table(
@@ -147,10 +149,9 @@ def _v2(conn: Connection) -> None:
 
 def _v3(conn: Connection) -> None:
     """Identical-text lookups become per user: (user_id, valid_to, content_hash) replaces
-    the (user_id, valid_to) and the global content_hash indexes."""
+    the global content_hash index."""
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_lpm_memories_hash")
-    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_lpm_memories_user")
-    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {_USER_INDEX} "
+    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {_HASH_INDEX} "
                          "ON lpm_memories (user_id, valid_to, content_hash)")
 
 
