@@ -63,7 +63,7 @@ def row_to_memory(row: Row[Any] | Any, *, with_embedding: bool = False) -> Memor
 
 # The same columns read with a raw SQLite cursor (the per-search hot path): the values come
 # back as SQLite stores them, so the conversions SQLAlchemy's types would do happen here.
-# No user_id term: SQLite would pick the (user_id, valid_to) index and scan all of a big
+# No user_id term: SQLite might pick the per-user index and scan all of a big
 # user's rows; the caller checks the owner instead.
 SQLITE_MEMORY_SELECT = (f"SELECT {', '.join(c.name for c in MEMORY_COLUMNS)} "
                         f"FROM {memories.name} WHERE pk IN ")
