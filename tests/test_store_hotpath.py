@@ -215,3 +215,17 @@ def test_a_write_that_finds_the_database_locked_is_retried(tmp_path: Path) -> No
             release.join()
             other.close()
         assert s.count("u") == 2
+
+
+def test_ids_of_a_big_user_are_looked_up_by_the_unique_index(tmp_path: Path) -> None:
+    """Schema v3's planner statistics: without them SQLite scanned all of a user's rows to
+    find a few of their memories by id (hybrid search's candidate lookup)."""
+    with MemoryStore(f"sqlite:///{tmp_path / 'm.db'}", embeddings=HashEmbeddings(DIM)) as s:
+        ids = [m.id for m in s.add_many([f"note {i}" for i in range(300)], user_id="u")]
+        query = select(memories.c.id).where(memories.c.id.in_(ids[:100]),
+                                            memories.c.user_id == "u")
+        with s.engine.connect() as conn:
+            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(r[3] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "sqlite_autoindex_lpm_memories_1 (id=?)" in plan
+            assert sorted(conn.execute(query).scalars()) == sorted(ids[:100])
