@@ -7,6 +7,9 @@ rows are read with a raw SQLite cursor, and a search skips the change log when
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from langchain_persistent_memory.store.index import (
 )
 from langchain_persistent_memory.store.rows import MEMORY_COLUMNS, row_to_memory
 from langchain_persistent_memory.store.schema import memories
+from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
 
 DIM = 8
@@ -176,3 +180,52 @@ def test_large_partitions_search_through_an_ivf_index_kept_in_step(
     got = [pk for pk, _ in index.search("big", queries[1], 3, include_superseded=False,
                                         allowed=allowed)]
     assert sorted(got) == [7, 8, 9]
+
+
+def test_batched_sqlite_inserts_name_every_row_right(tmp_path: Path) -> None:
+    """Adds are multi-row INSERTs whose keys are derived from the last rowid; 3,000 rows
+    take two statements. The index, the returned memories and the keyword index must
+    all agree with what SQLite stored."""
+    with MemoryStore(f"sqlite:///{tmp_path / 'm.db'}", embeddings=HashEmbeddings(DIM)) as s:
+        s.add("an older memory", user_id="u")
+        added = s.add_many([f"note number {i} word{i}" for i in range(3000)], user_id="u")
+        assert index_mismatches(s) == []
+        with s.engine.connect() as conn:
+            stored = dict(conn.execute(select(memories.c.id, memories.c.content)).all())
+        assert all(stored[m.id] == m.content for m in added)
+        for i in (0, 2046, 2047, 2999):
+            hits = s.search(f"word{i}", user_id="u", k=1, mode="keyword")
+            assert [h.memory.id for h in hits] == [added[i].id]
+
+
+def test_a_write_that_finds_the_database_locked_is_retried(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    with MemoryStore(f"sqlite:///{db}", embeddings=HashEmbeddings(DIM),
+                     engine_kwargs={"busy_timeout_s": 0.01}) as s:
+        s.add("first", user_id="u")
+        other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock ...
+        release = threading.Timer(0.3, other.execute, ["COMMIT"])  # ... for 0.3 s
+        release.start()
+        try:
+            started = time.monotonic()
+            assert s.add("second", user_id="u").content == "second"
+            assert time.monotonic() - started >= 0.25
+        finally:
+            release.join()
+            other.close()
+        assert s.count("u") == 2
+
+
+def test_ids_of_a_big_user_are_looked_up_by_the_unique_index(tmp_path: Path) -> None:
+    """Schema v3's planner statistics: without them SQLite scanned all of a user's rows to
+    find a few of their memories by id (hybrid search's candidate lookup)."""
+    with MemoryStore(f"sqlite:///{tmp_path / 'm.db'}", embeddings=HashEmbeddings(DIM)) as s:
+        ids = [m.id for m in s.add_many([f"note {i}" for i in range(300)], user_id="u")]
+        query = select(memories.c.id).where(memories.c.id.in_(ids[:100]),
+                                            memories.c.user_id == "u")
+        with s.engine.connect() as conn:
+            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(r[3] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "sqlite_autoindex_lpm_memories_1 (id=?)" in plan
+            assert sorted(conn.execute(query).scalars()) == sorted(ids[:100])

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect
 
 from langchain_persistent_memory import MemoryStore, SchemaVersionError
-from langchain_persistent_memory.store.schema import SCHEMA_VERSION, write_meta
+from langchain_persistent_memory.store.schema import SCHEMA_VERSION, read_meta, write_meta
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
 from tests.support.store_worker import dump
@@ -223,6 +223,58 @@ def test_newer_schema_version_is_refused_and_nothing_changes(store_url: str,
         engine.dispose()
     with open_store(store_url, index) as store:
         assert [m.content for m in store.list("u")] == ["written by this release"]
+
+
+def test_a_version_2_database_is_upgraded_in_place(store_url: str, tmp_path: Path) -> None:
+    """v3 replaced the global content-hash index by a per-user one: an old database gets
+    it on open, keeps every row and still finds identical text through it."""
+    index = tmp_path / "index.lpm"
+    with open_store(store_url, index) as store:
+        kept = store.add("Alice keeps bees", user_id="alice", category="hobby")
+        store.add("Bob plays the oboe", user_id="bob")
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:  # back to the version 2 layout
+            conn.exec_driver_sql("DROP INDEX ix_lpm_memories_user_hash")
+            conn.exec_driver_sql("CREATE INDEX ix_lpm_memories_user "
+                                 "ON lpm_memories (user_id, valid_to)")
+            conn.exec_driver_sql("CREATE INDEX ix_lpm_memories_hash "
+                                 "ON lpm_memories (content_hash)")
+            write_meta(conn, "schema_version", "2")
+    finally:
+        engine.dispose()
+    embeddings = HashEmbeddings()
+    with open_store(store_url, index, embeddings) as store:
+        names = {ix["name"] for ix in inspect(store.engine).get_indexes("lpm_memories")}
+        assert "ix_lpm_memories_user_hash" in names
+        assert not names & {"ix_lpm_memories_user", "ix_lpm_memories_hash"}
+        with store.engine.connect() as conn:
+            assert read_meta(conn)["schema_version"] == str(SCHEMA_VERSION) == "3"
+        again = store.add("Alice keeps bees", user_id="alice", category="hobby")
+        assert again.id == kept.id  # the duplicate is found through the new index
+        assert store.add("Alice keeps bees", user_id="alice", agent_id="garden").id != kept.id
+        assert embeddings.calls == []  # ... and so is the stored vector
+        assert [m.content for m in store.list("bob")] == ["Bob plays the oboe"]
+        assert store.search("oboe", user_id="bob", k=1)[0].memory.content == (
+            "Bob plays the oboe")
+
+
+def test_identical_text_of_another_user_is_embedded_again_after_a_restart(
+        store_url: str, tmp_path: Path) -> None:
+    """What the per-user index costs: a stored vector is found for the same user's text,
+    and for other users' texts only while this process still remembers it."""
+    index = tmp_path / "index.lpm"
+    with open_store(store_url, index) as store:
+        store.add("Prefers dark mode", user_id="alice")
+    embeddings = HashEmbeddings()
+    with open_store(store_url, index, embeddings) as store:
+        store.add("Prefers dark mode", user_id="alice", agent_id="ui")
+        assert embeddings.calls == []
+    with open_store(store_url, index, embeddings) as store:
+        store.add("Prefers dark mode", user_id="bob")
+        assert embeddings.calls == [["Prefers dark mode"]]
+        store.add("Prefers dark mode", user_id="carol")
+        assert embeddings.calls == [["Prefers dark mode"]]
 
 
 def test_in_memory_sqlite_and_autosave(tmp_path: Path) -> None:

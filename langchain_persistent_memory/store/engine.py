@@ -13,18 +13,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["SqliteReader", "create_store_engine", "dispose_quietly", "is_sqlite",
-           "read_transaction", "run_write", "sqlite_path", "sqlite_reader"]
+__all__ = ["KeptConnection", "SqliteReader", "create_store_engine", "dispose_quietly",
+           "is_sqlite", "kept_connection", "read_transaction", "run_write", "sqlite_path",
+           "sqlite_reader"]
 
 # Any constant works: it names the lock that orders change-log appends on PostgreSQL.
 _PG_WRITE_LOCK = 7_305_114_001
@@ -91,7 +91,13 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 30.0,
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.info.pop("lpm_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # On the driver's connection: SQLAlchemy's statement machinery cost a single add
+        # more than SQLite's own BEGIN. Its errors (busy) are wrapped as SQLAlchemy would,
+        # so run_write still retries them.
+        try:
+            conn.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+        except sqlite3.OperationalError as exc:
+            raise OperationalError(f"BEGIN {mode}", None, exc) from exc
 
     if checkpointer is not None:
         event.listen(engine, "commit", lambda _conn: checkpointer.poke())
@@ -160,16 +166,20 @@ def _is_busy(exc: OperationalError) -> bool:
             or "could not serialize" in message)
 
 
-def run_write(engine: Engine, body: Callable[[Connection], T]) -> T:
+def run_write(engine: Engine, body: Callable[[Connection], T], *,
+              connection: Callable[[], AbstractContextManager[Connection]] | None = None
+              ) -> T:
     """Run ``body`` in one write transaction with writers serialised, and commit.
 
     On a busy or deadlocked database the whole transaction is rolled back and run again
     with jittered exponential backoff, so ``body`` must only touch the database.
+    ``connection`` supplies the connection (e.g. :meth:`KeptConnection.hold`); default: a
+    pooled one.
     """
     delay = 0.01
     for attempt in range(_RETRIES):
         try:
-            with engine.connect() as conn:
+            with (connection or engine.connect)() as conn:
                 if is_sqlite(engine):
                     conn.info["lpm_begin"] = "IMMEDIATE"
                 with conn.begin():
@@ -185,6 +195,52 @@ def run_write(engine: Engine, body: Callable[[Connection], T]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+class KeptConnection:
+    """One connection kept open for a store's own writes and the lookups just before them.
+
+    Checking a connection out of the pool and back in cost a single add as much as its
+    BEGIN and COMMIT; and the connection that made the last commit still has a warm page
+    cache (another connection's commit empties it). One thread at a time: the lock
+    serialises this process's writers, which the database lock does anyway.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self) -> Iterator[Connection]:
+        with self._lock:
+            conn = self._conn
+            if conn is None or conn.closed or conn.invalidated:
+                if conn is not None:
+                    conn.close()
+                conn = self._conn = self._engine.connect()
+            yield conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):  # closing must never raise
+                    self._conn.close()
+                self._conn = None
+
+
+def kept_connection(engine: Engine) -> KeptConnection | None:
+    """A kept connection for SQLite files; None for in-memory SQLite (its one shared
+    connection is the pool's) and other backends, which keep the pool."""
+    return KeptConnection(engine) if _is_sqlite_file(engine) else None
+
+
+def _is_sqlite_file(engine: Engine) -> bool:
+    return is_sqlite(engine) and engine.url.database not in (None, "", ":memory:") \
+        and not str(engine.url.database).startswith("file::memory:")
+
+
+_READER_MMAP_BYTES = 1 << 31  # SQLite caps it at its compile-time maximum (2 GB by default)
+
+
 class SqliteReader:
     """One dedicated connection to a SQLite file for the hottest reads.
 
@@ -195,6 +251,9 @@ class SqliteReader:
 
     def __init__(self, engine: Engine) -> None:
         self._conn = engine.raw_connection()  # gets the WAL/busy-timeout connect settings
+        # Search hits are rows of random users, mostly outside the page cache: through a
+        # memory map they are read from the OS page cache without a read() call each.
+        self._conn.cursor().execute(f"PRAGMA mmap_size={_READER_MMAP_BYTES}")
         self._lock = threading.Lock()
 
     def data_version(self) -> int:
@@ -206,17 +265,6 @@ class SqliteReader:
         with self._lock:
             return list(self._conn.cursor().execute(sql, params).fetchall())
 
-    def existing_vectors(self, hashes: list[str]) -> dict[str, np.ndarray]:
-        """Like :func:`writes.existing_vectors`, on this connection."""
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start:start + 500]
-            rows = self.fetch("SELECT content_hash, embedding FROM lpm_memories "
-                              f"WHERE content_hash IN ({', '.join('?' * len(chunk))})", chunk)
-            for h, blob in rows:
-                found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
-        return found
-
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):
             self._conn.close()
@@ -225,10 +273,7 @@ class SqliteReader:
 def sqlite_reader(engine: Engine) -> SqliteReader | None:
     """A reader for SQLite files; None for in-memory SQLite (one shared connection) and
     other backends, which keep the general path."""
-    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:") \
-            or str(engine.url.database).startswith("file::memory:"):
-        return None
-    return SqliteReader(engine)
+    return SqliteReader(engine) if _is_sqlite_file(engine) else None
 
 
 @contextmanager

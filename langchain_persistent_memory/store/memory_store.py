@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -23,7 +24,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.engine import make_url
 
 from ..errors import EmbeddingMismatchError, InvalidInputError, MemoryNotFoundError
@@ -39,9 +40,16 @@ from ..models import (
 )
 from ..retrieval.hybrid import ranked_search
 from ..retrieval.options import SearchOptions
-from ..validation import DEFAULT_MAX_CONTENT_CHARS, check_id, check_user_id, content_hash
+from ..validation import DEFAULT_MAX_CONTENT_CHARS, check_id, check_user_id
 from .embedding import LocalEmbeddings, embedding_model_name, normalize_rows
-from .engine import create_store_engine, dispose_quietly, is_sqlite, run_write, sqlite_path
+from .engine import (
+    create_store_engine,
+    dispose_quietly,
+    is_sqlite,
+    kept_connection,
+    run_write,
+    sqlite_path,
+)
 from .filters import SearchFilters, build_filter_query
 from .reembed import Progress, reembed
 from .rows import (
@@ -61,6 +69,7 @@ __all__ = ["DEFAULT_DATABASE_ENV", "MemoryStore", "default_database_url"]
 log = logging.getLogger(__name__)
 DEFAULT_DATABASE_ENV = "LPM_DATABASE_URL"
 _QUERY_CACHE = 1024
+_VECTOR_CACHE = 4096  # recent memory vectors by content hash (~6 MB at 384 dimensions)
 
 
 def default_database_url() -> str:
@@ -126,10 +135,12 @@ class MemoryStore:
         self.autosave_every = autosave_every
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vector_cache: OrderedDict[str, np.ndarray] = OrderedDict()  # by content hash
         self._cache_lock = threading.Lock()
         self._closed = False
         self._model_recorded = False
         self.engine: Engine = create_store_engine(self.url, **(engine_kwargs or {}))
+        self._writes = kept_connection(self.engine)
         try:
             stored = run_write(self.engine, self._migrate_and_read_meta)
             stored_model = stored.get("embedding_model")
@@ -149,7 +160,7 @@ class MemoryStore:
         except BaseException:
             if hasattr(self, "_sync"):
                 self._sync.close()
-            dispose_quietly(self.engine)
+            self._close_connections()
             raise
 
     @staticmethod
@@ -168,7 +179,12 @@ class MemoryStore:
             self._sync.save()
         finally:
             self._sync.close()
-            dispose_quietly(self.engine)
+            self._close_connections()
+
+    def _close_connections(self) -> None:
+        if self._writes is not None:
+            self._writes.close()
+        dispose_quietly(self.engine)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
@@ -194,33 +210,63 @@ class MemoryStore:
         return self._sync.path
 
     # ------------------------------------------------------------------ embedding
-    def _texts_to_embed(self, prepared: list[PreparedOp]
-                        ) -> tuple[list[str], dict[str, np.ndarray]]:
-        """Texts with no vector yet (not supplied, not in this batch twice, not in SQL), and
-        the stored vectors found for the others. Returned, not kept on ``self``: concurrent
-        calls (async twins, threads) must not see each other's."""
+    def _texts_to_embed(self, prepared: list[PreparedOp], user_id: str | None
+                        ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+        """Texts (by digest) with no vector yet, and the known vectors of the others.
+
+        Returned, not kept on ``self``: concurrent calls (async twins, threads) must not
+        see each other's.
+        """
         wanted: dict[str, str] = {}
         for op in prepared:
             if op.digest is not None and op.text is not None and op.vector is None:
                 wanted.setdefault(op.digest, op.text)
         if not wanted:
-            return [], {}
-        if self._sync.reader is not None:  # SQLite file: skip a pooled SQLAlchemy round trip
-            known = self._sync.reader.existing_vectors(list(wanted))
-        else:
-            with self.engine.connect() as conn:
-                known = existing_vectors(conn, list(wanted))
-        return [text for h, text in wanted.items() if h not in known], known
+            return {}, {}
+        known = self._known_vectors(user_id, wanted)
+        return {h: text for h, text in wanted.items() if h not in known}, known
 
-    def _vector_map(self, prepared: list[PreparedOp], texts: list[str],
+    def _known_vectors(self, user_id: str | None,
+                       wanted: dict[str, str]) -> dict[str, np.ndarray]:
+        """Stored vectors for these texts: identical text is not embedded twice.
+
+        Found among the vectors this process embedded or read recently, then among the
+        user's current memories (``None``, the admin scope: the recent ones only).
+        """
+        with self._cache_lock:
+            known = {h: v for h in wanted if (v := self._vector_cache.get(h)) is not None}
+        rest = [h for h in wanted if h not in known]
+        if rest and user_id is not None:
+            # The writes' connection, not the search reader: its page cache survived the
+            # last commit (its own), the reader's did not.
+            with self._connection() as conn:
+                known.update(existing_vectors(conn, user_id, rest))
+        return known
+
+    def _remember_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Keep the newest ``_VECTOR_CACHE`` text vectors (copies: a row of a batch's
+        matrix would keep the whole matrix alive)."""
+        with self._cache_lock:
+            cache = self._vector_cache
+            for h, vec in vectors.items():
+                if h in cache:
+                    cache.move_to_end(h)
+                else:
+                    cache[h] = vec.copy()
+            while len(cache) > _VECTOR_CACHE:
+                cache.popitem(last=False)
+
+    def _vector_map(self, prepared: list[PreparedOp], missing: dict[str, str],
                     raw: Sequence[Sequence[float]],
                     known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = dict(known)
-        if texts:
+        if missing:
             matrix = normalize_rows(np.asarray(raw, dtype=np.float32))
+            if matrix.shape[0] != len(missing):
+                raise EmbeddingMismatchError(
+                    f"the model returned {matrix.shape[0]} vectors for {len(missing)} texts")
             self._check_dim(matrix.shape[1])
-            for text, row in zip(texts, matrix):
-                vectors[content_hash(text)] = row
+            vectors.update(zip(missing, matrix))
         for op in prepared:
             if op.vector is not None:
                 self._check_dim(op.vector.shape[0])
@@ -271,15 +317,15 @@ class MemoryStore:
         (edit by id, any user); adds always need a user.
         """
         prepared, scope = self._prepare(ops, user_id)
-        texts, known = self._texts_to_embed(prepared)
-        raw = self.embeddings.embed_documents(texts) if texts else []
-        return self._commit(prepared, scope, self._vector_map(prepared, texts, raw, known))
+        missing, known = self._texts_to_embed(prepared, scope)
+        raw = self.embeddings.embed_documents(list(missing.values())) if missing else []
+        return self._commit(prepared, scope, self._vector_map(prepared, missing, raw, known))
 
     async def aapply(self, ops: Sequence[Operation], *, user_id: str | None) -> list[Applied]:
         prepared, scope = self._prepare(ops, user_id)
-        texts, known = await asyncio.to_thread(self._texts_to_embed, prepared)
-        raw = await self.embeddings.aembed_documents(texts) if texts else []
-        vectors = self._vector_map(prepared, texts, raw, known)
+        missing, known = await asyncio.to_thread(self._texts_to_embed, prepared, scope)
+        raw = await self.embeddings.aembed_documents(list(missing.values())) if missing else []
+        vectors = self._vector_map(prepared, missing, raw, known)
         return await asyncio.to_thread(self._commit, prepared, scope, vectors)
 
     def _prepare(self, ops: Sequence[Operation],
@@ -308,13 +354,18 @@ class MemoryStore:
             return execute_ops(conn, user_id=scope, ops=prepared, vectors=vectors, now=now,
                                dedupe=self.dedupe)
 
-        applied, log = run_write(self.engine, body)
+        applied, log = run_write(self.engine, body, connection=self._connection)
+        self._remember_vectors(vectors)  # committed: these texts now have stored vectors
         self._model_recorded = self.dim is not None
         if self.dim is not None:
             self._sync.ensure_dim(self.dim)
         self._sync.apply_own(log)
         self._maybe_autosave()
         return applied
+
+    def _connection(self) -> AbstractContextManager[Connection]:
+        """The connection for this store's writes: the kept one on SQLite files."""
+        return self._writes.hold() if self._writes is not None else self.engine.connect()
 
     def _maybe_autosave(self) -> None:
         index = self._sync.index
@@ -408,7 +459,8 @@ class MemoryStore:
         """Erase a user completely: memories, history, vectors; returns memories removed."""
         self._ensure_open()
         user_id = check_user_id(user_id)
-        count, log = run_write(self.engine, lambda conn: purge_user(conn, user_id))
+        count, log = run_write(self.engine, lambda conn: purge_user(conn, user_id),
+                               connection=self._connection)
         self._sync.apply_own(log)
         self._scrub_files()
         return count
@@ -704,7 +756,8 @@ class MemoryStore:
         self._model_recorded = False  # an emptied store records the next model on write
         self._sync.model = self.model_name
         with self._cache_lock:
-            self._query_cache.clear()  # cached query vectors came from the old model
+            self._query_cache.clear()  # cached vectors came from the old model
+            self._vector_cache.clear()
         self._sync.index = None
         if dim is None:
             self._sync.delete_file()

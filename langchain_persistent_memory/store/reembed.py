@@ -37,6 +37,7 @@ Progress = Callable[[int, int], None]
 """Called after each batch with ``(distinct texts done, distinct texts in total)``."""
 
 _TARGET_KEY = "reembed_model"  # in lpm_meta while a migration is unfinished
+_HASH_INDEX = "ix_lpm_reembed_hash"
 
 _scratch = Table(
     "lpm_reembed",
@@ -50,6 +51,10 @@ def _start(conn: Connection, target: str) -> None:
     """Create the scratch table; forget a previous run's vectors if it targeted another
     model."""
     _scratch.create(conn, checkfirst=True)
+    # Distinct texts are read in hash order: an index for this run only (the store keeps
+    # none on content_hash alone, it would slow every add; see ``schema``).
+    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {_HASH_INDEX} "
+                         "ON lpm_memories (content_hash)")
     if read_meta(conn).get(_TARGET_KEY) != target:
         conn.execute(sql_delete(_scratch))
         write_meta(conn, _TARGET_KEY, target)
@@ -110,6 +115,7 @@ def _swap(conn: Connection, embedder: _Embedder, target: str) -> int:
         write_meta(conn, "embedding_dim", str(embedder.dim))
     conn.execute(sql_delete(meta).where(meta.c.key == _TARGET_KEY))
     _scratch.drop(conn)
+    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_HASH_INDEX}")
     return int(updated)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -62,30 +63,42 @@ def row_to_memory(row: Row[Any] | Any, *, with_embedding: bool = False) -> Memor
 
 # The same columns read with a raw SQLite cursor (the per-search hot path): the values come
 # back as SQLite stores them, so the conversions SQLAlchemy's types would do happen here.
-# No user_id term: SQLite would pick the (user_id, valid_to) index and scan all of a big
+# No user_id term: SQLite might pick the per-user index and scan all of a big
 # user's rows; the caller checks the owner instead.
 SQLITE_MEMORY_SELECT = (f"SELECT {', '.join(c.name for c in MEMORY_COLUMNS)} "
                         f"FROM {memories.name} WHERE pk IN ")
-_TIMES = frozenset({"created_at", "updated_at", "valid_from", "valid_to"})
-_RAW_NAMES = [c.name for c in MEMORY_COLUMNS]
+assert [c.name for c in MEMORY_COLUMNS] == [  # the order sqlite_row_to_memory unpacks
+    "pk", "id", "user_id", "agent_id", "session_id", "content", "category", "importance",
+    "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "metadata",
+    "content_hash"]
 
 
-def _utc(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+@functools.lru_cache(maxsize=4096)
+def _utc(text: str) -> datetime:
+    """Parsed once per distinct text: a row's created/updated/valid_from are usually one
+    instant, and a batch's rows share it (parsing was most of a search's row cost).
+    Datetimes are immutable, so sharing one is safe."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
 def sqlite_row_to_memory(values: tuple[Any, ...]) -> Memory:
-    """A Memory from a raw SQLite row of :data:`SQLITE_MEMORY_SELECT`."""
-    m = dict(zip(_RAW_NAMES, values))
-    for name in _TIMES:
-        m[name] = _utc(m[name])
-    m["metadata"] = json.loads(m["metadata"]) if m["metadata"] else {}
-    del m["pk"]
-    m["embedding"] = None
-    return construct_memory(m)
+    """A Memory from a raw SQLite row of :data:`SQLITE_MEMORY_SELECT` (unpacked by
+    position: it runs for every search hit)."""
+    (_pk, memory_id, user_id, agent_id, session_id, content, category, importance, created,
+     updated, valid_from, valid_to, superseded_by, meta, digest) = values
+    return construct_memory({
+        "id": memory_id, "user_id": user_id, "content": content, "agent_id": agent_id,
+        "session_id": session_id, "category": category, "importance": importance,
+        "created_at": _utc(created), "updated_at": _utc(updated),
+        "valid_from": _utc(valid_from),
+        "valid_to": None if valid_to is None else _utc(valid_to),
+        "superseded_by": superseded_by,
+        "metadata": json.loads(meta) if meta and meta != "{}" else {},
+        "content_hash": digest, "embedding": None,
+    })
 
 
-_MEMORY_FIELDS = frozenset(Memory.model_fields)
+_MEMORY_FIELDS = set(Memory.model_fields)
 
 
 def construct_memory(fields: dict[str, Any]) -> Memory:
@@ -93,7 +106,7 @@ def construct_memory(fields: dict[str, Any]) -> Memory:
     (it runs for each search hit and each added memory): stored data is already valid."""
     memory = Memory.__new__(Memory)
     object.__setattr__(memory, "__dict__", fields)
-    object.__setattr__(memory, "__pydantic_fields_set__", set(_MEMORY_FIELDS))
+    object.__setattr__(memory, "__pydantic_fields_set__", _MEMORY_FIELDS.copy())
     object.__setattr__(memory, "__pydantic_extra__", None)
     object.__setattr__(memory, "__pydantic_private__", None)
     return memory

@@ -80,6 +80,8 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
+_USER_INDEX = "ix_lpm_memories_user_hash"
+
 memories = Table(
     "lpm_memories",
     metadata_obj,
@@ -100,8 +102,10 @@ memories = Table(
     Column("metadata", JSONType, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("embedding", LargeBinary, nullable=False),
-    Index("ix_lpm_memories_user", "user_id", "valid_to"),
-    Index("ix_lpm_memories_hash", "content_hash"),
+    # One index serves a user's listings (user, valid_to) and identical-text lookups
+    # (+ content_hash). A global content_hash index cost more than the row itself: every
+    # add landed on a random page of it, so a 100-row commit rewrote ~100 index pages.
+    Index(_USER_INDEX, "user_id", "valid_to", "content_hash"),
 )
 
 history = Table(
@@ -126,7 +130,7 @@ changes = Table(
     Column("op", String(8), nullable=False),  # "upsert" | "delete" | "purge"
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Migration = Callable[[Connection], None]
 
@@ -141,8 +145,37 @@ def _v2(conn: Connection) -> None:
     create_keyword_index(conn)
 
 
+def _v3(conn: Connection) -> None:
+    """Identical-text lookups become per user: (user_id, valid_to, content_hash) replaces
+    the (user_id, valid_to) and the global content_hash indexes."""
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_lpm_memories_hash")
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_lpm_memories_user")
+    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {_USER_INDEX} "
+                         "ON lpm_memories (user_id, valid_to, content_hash)")
+    if conn.dialect.name == "sqlite":
+        _write_sqlite_statistics(conn)
+
+
+# What SQLite's planner may assume about lpm_memories: ~1000 rows per user, one per
+# text. It keeps no statistics unless ANALYZE runs, and without them it guesses 10 rows
+# per user, so "these 50 ids of this user" scanned all of a big user's rows through the
+# user index instead of looking the ids up in the unique one (100k rows: ~100 ms). A
+# later ANALYZE replaces these with measured figures.
+_SQLITE_STATISTICS = {_USER_INDEX: "1000000 1000 1000 1",
+                      "sqlite_autoindex_lpm_memories_1": "1000000 1"}  # the unique id
+
+
+def _write_sqlite_statistics(conn: Connection) -> None:
+    conn.exec_driver_sql("ANALYZE lpm_meta")  # creates sqlite_stat1 if it is missing
+    conn.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE tbl = 'lpm_memories'")
+    for index, stat in _SQLITE_STATISTICS.items():
+        conn.exec_driver_sql("INSERT INTO sqlite_stat1 (tbl, idx, stat) "
+                             "VALUES ('lpm_memories', ?, ?)", (index, stat))
+    conn.exec_driver_sql("ANALYZE sqlite_schema")  # this connection reloads them too
+
+
 # MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Migration] = [_v1, _v2]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

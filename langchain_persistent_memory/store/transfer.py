@@ -50,7 +50,7 @@ from .transfer_format import (
     memory_line,
     records,
 )
-from .writes import _log_changes, existing_vectors
+from .writes import _log_changes
 
 if TYPE_CHECKING:
     from .memory_store import MemoryStore
@@ -220,16 +220,19 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 def _fill_vectors(store: MemoryStore, mems: list[MemoryRecord]) -> None:
     """Give every record a unit vector: its own, a stored one for the same text, or a new
     one from the store's model (each distinct text once)."""
-    missing: dict[str, str] = {}
+    missing: dict[str, dict[str, str]] = {}  # user -> content hash -> text
     for m in mems:
         if m.vector is not None:
             m.vector = _unit(m.vector)
         else:
-            missing.setdefault(m.values["content_hash"], m.values["content"])
+            missing.setdefault(m.values["user_id"], {}).setdefault(
+                m.values["content_hash"], m.values["content"])
     if missing:
-        with store.engine.connect() as conn:
-            known = existing_vectors(conn, list(missing))
-        todo = [(h, text) for h, text in missing.items() if h not in known]
+        known: dict[str, np.ndarray] = {}
+        for user_id, texts in missing.items():
+            known.update(store._known_vectors(user_id, texts))
+        todo = list({h: text for texts in missing.values() for h, text in texts.items()
+                     if h not in known}.items())
         if todo:
             raw = store.embeddings.embed_documents([text for _, text in todo])
             matrix = normalize_rows(np.asarray(raw, dtype=np.float32))

@@ -169,29 +169,45 @@ def _event(conn: Connection, memory_id: str, user_id: str, event: EventType, now
 
 
 def new_memory_id() -> str:
-    """A random UUID that starts with the time in milliseconds (the UUIDv7 layout).
+    """A random UUID that starts with the time in milliseconds (the UUIDv7 layout)."""
+    return new_memory_ids(1)[0]
+
+
+def new_memory_ids(count: int) -> list[str]:
+    """``count`` UUIDv7-layout ids from one clock read and one ``urandom`` call.
 
     Time-ordered ids land at the end of the id indexes (``lpm_memories.id``,
     ``lpm_history.memory_id``) instead of on a random page each: a batch of 100 adds
     dirties a few index pages per commit rather than ~100.
     """
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = ((time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
-             | 0b10 << 62 | rand & ((1 << 62) - 1))
-    h = f"{value:032x}"  # str(uuid.UUID(int=value)) without the object
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    stamp = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | 0b10 << 62
+    noise = os.urandom(10 * count)
+    ids: list[str] = []
+    for start in range(0, 10 * count, 10):
+        rand = int.from_bytes(noise[start:start + 10], "big")
+        h = f"{stamp | (rand >> 62 & 0xFFF) << 64 | rand & ((1 << 62) - 1):032x}"
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
 
 
-def _memory_values(user_id: str, text: str, vector: np.ndarray, fields: dict[str, Any],
-                   now: datetime, memory_id: str | None, digest: str) -> dict[str, Any]:
+def _memory_fields(user_id: str, text: str, fields: dict[str, Any], now: datetime,
+                   memory_id: str, digest: str) -> dict[str, Any]:
+    """Every field of a new :class:`Memory` (the embedding travels apart)."""
     return {
-        "id": memory_id or new_memory_id(), "user_id": user_id, "content": text,
+        "id": memory_id, "user_id": user_id, "content": text,
         "agent_id": fields.get("agent_id"), "session_id": fields.get("session_id"),
         "category": fields.get("category"), "importance": fields.get("importance", 0.5),
         "created_at": now, "updated_at": now, "valid_from": fields.get("valid_from") or now,
         "valid_to": None, "superseded_by": None, "metadata": fields.get("metadata") or {},
-        "content_hash": digest, "embedding": encode_vector(vector),
+        "content_hash": digest, "embedding": None,
     }
+
+
+def _memory_values(user_id: str, text: str, vector: np.ndarray, fields: dict[str, Any],
+                   now: datetime, memory_id: str | None, digest: str) -> dict[str, Any]:
+    values = _memory_fields(user_id, text, fields, now, memory_id or new_memory_id(), digest)
+    values["embedding"] = encode_vector(vector)
+    return values
 
 
 def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
@@ -241,7 +257,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             h = content_hash(op.text)
             vec = vectors[h]
             values = _memory_values(row.user_id, op.text, vec, fields, now, None, h)
-            pk = conn.execute(insert(memories).values(**values)).inserted_primary_key[0]
+            [pk] = _insert(conn, memories, {k: [v] for k, v in values.items()})
             ended = fields.get("valid_from") or now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(
                 valid_to=ended, superseded_by=values["id"], updated_at=now))
@@ -285,7 +301,8 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
         if taken is not None or len(set(explicit)) != len(explicit):
             raise InvalidInputError("a memory with that id already exists", field="id")
 
-    to_insert: list[tuple[int, dict[str, Any]]] = []
+    fresh: list[tuple[dict[str, Any], np.ndarray]] = []
+    ids = iter(new_memory_ids(sum(op.memory_id is None for _, op in adds)))
     for i, op in adds:
         assert op.text is not None and op.digest is not None
         h = op.digest
@@ -293,56 +310,79 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
         if dedupe and key in known:
             results[i] = Applied("add", known[key], duplicate_of_existing=True)
             continue
-        vec = op.vector if op.vector is not None else vectors[h]
-        values = _memory_values(user_id, op.text, vec, op.fields, now, op.memory_id, h)
-        known[key] = _memory_from_values(values)
+        values = _memory_fields(user_id, op.text, op.fields, now, op.memory_id or next(ids), h)
+        known[key] = construct_memory(values)
         results[i] = Applied("add", known[key])
-        to_insert.append((i, values))
-    if not to_insert:
+        fresh.append((values, op.vector if op.vector is not None else vectors[h]))
+    if not fresh:
         return []
-    pks = _insert_returning_keys(conn, memories, [v for _, v in to_insert])
-    _insert_returning_keys(conn, history, [
-        {"memory_id": v["id"], "user_id": user_id, "event": EventType.ADD.value,
-         "old_content": None, "new_content": v["content"], "created_at": now, "metadata": {}}
-        for _, v in to_insert
-    ])
-    return [(user_id, int(pk), "upsert", True, np.frombuffer(v["embedding"], dtype="<f4"))
-            for pk, (_, v) in zip(pks, to_insert)]
+    count = len(fresh)
+    cols = {name: [v[name] for v, _ in fresh] for name in _INSERTED}
+    cols["embedding"] = [encode_vector(vec) for _, vec in fresh]
+    pks = _insert(conn, memories, cols)
+    _insert(conn, history, {
+        "memory_id": cols["id"], "user_id": [user_id] * count,
+        "event": [EventType.ADD.value] * count, "old_content": [None] * count,
+        "new_content": cols["content"], "created_at": [now] * count, "metadata": [{}] * count,
+    })
+    return [(user_id, pk, "upsert", True, vec) for pk, (_, vec) in zip(pks, fresh)]
 
 
-def _insert_returning_keys(conn: Connection, table: Table,
-                           rows: list[dict[str, Any]]) -> list[int]:
-    """Insert rows and return their generated keys in order; one row (a single add, the
-    common case) skips the batched RETURNING machinery."""
+# The memory columns an add writes, besides the generated key and the embedding.
+_INSERTED = [c.name for c in memories.c if c.name not in ("pk", "embedding")]
+
+
+def _insert(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> list[int]:
+    """Insert rows given column by column; return their generated keys in order."""
     if conn.dialect.name == "sqlite":
-        return _sqlite_insert(conn, table, rows)
-    if len(rows) == 1:
+        return _sqlite_insert(conn, table, columns)
+    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    if len(rows) == 1:  # a single add, the common case: no batched RETURNING machinery
         return [int(conn.execute(insert(table), rows[0]).inserted_primary_key[0])]
     key = next(iter(table.primary_key.columns))
     stmt = insert(table).returning(key, sort_by_parameter_order=True)
     return [int(k) for k in conn.execute(stmt, rows).scalars().all()]
 
 
-def _sqlite_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """SQLite's fast path: one ``executemany`` on the transaction's own DBAPI connection.
+def _sqlite_insert(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> list[int]:
+    """SQLite's fast path: multi-row ``INSERT ... VALUES`` on the transaction's own DBAPI
+    connection.
 
-    Writers hold the database lock (BEGIN IMMEDIATE), so the new integer keys are
-    max + 1, max + 2, ... - exactly what SQLite itself would assign - and can be named
-    up front instead of read back. Values go through the columns' own SQLAlchemy bind
-    processors, so they are stored exactly as the general path stores them.
+    One statement for many rows, not ``executemany``: the FTS5 insert trigger flushes the
+    keyword index's pending terms at the end of every statement, and once per row made
+    it most of an add's cost. Writers hold the database lock (BEGIN IMMEDIATE) and the
+    rows take ``max(pk) + 1, + 2, ...`` in order, so the statement's last rowid names them
+    all. Values go through the columns' own SQLAlchemy bind processors, so they are stored
+    exactly as the general path stores them.
     """
-    key = next(iter(table.primary_key.columns))
-    names = [name for name in rows[0] if name != key.name]
+    names = list(columns)
     processors = _bind_processors(table, conn.dialect)
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    top = cur.execute(f"SELECT max({key.name}) FROM {table.name}").fetchone()[0] or 0
-    keys = list(range(top + 1, top + 1 + len(rows)))
-    sql = (f"INSERT INTO {table.name} ({key.name}, {', '.join(names)}) "
-           f"VALUES (?{', ?' * len(names)})")
-    columns = [_bound(processors[name], [row[name] for row in rows]) for name in names]
-    cur.executemany(sql, zip(keys, *columns))
+    bound = [_bound(processors[name], columns[name]) for name in names]
+    width, total = len(names), len(bound[0])
+    flat: list[Any] = [None] * (width * total)
+    for j, values in enumerate(bound):
+        flat[j::width] = values
+    driver = conn.connection.driver_connection
+    per = max(1, _max_params(driver) // width)
+    row = f"({', '.join('?' * width)})"
+    cur = driver.cursor()  # type: ignore[union-attr]
+    keys: list[int] = []
+    for start in range(0, total, per):
+        n = min(per, total - start)
+        cur.execute(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
+                    f"{', '.join([row] * n)}", flat[start * width:(start + n) * width])
+        last = cur.lastrowid
+        keys.extend(range(last - n + 1, last + 1))
     cur.close()
     return keys
+
+
+def _max_params(driver: Any) -> int:
+    """Most ``?`` one SQLite statement may hold (32766 since SQLite 3.32, 999 before)."""
+    getlimit = getattr(driver, "getlimit", None)  # Python 3.11+
+    if getlimit is not None:
+        return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    return 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
 @functools.lru_cache(maxsize=64)
@@ -402,8 +442,9 @@ def _log_changes(conn: Connection,
     """Append change-log rows, one per touched memory, in the same transaction."""
     if not pending:
         return []
-    seqs = _insert_returning_keys(conn, changes, [{"user_id": u, "memory_pk": pk, "op": op}
-                                                  for u, pk, op, _, _ in pending])
+    seqs = _insert(conn, changes, {"user_id": [p[0] for p in pending],
+                                   "memory_pk": [p[1] for p in pending],
+                                   "op": [p[2] for p in pending]})
     return [Change(int(seq), u, int(pk), op, current, vec)
             for seq, (u, pk, op, current, vec) in zip(seqs, pending)]
 
@@ -432,13 +473,29 @@ def _memory_from_values(values: dict[str, Any]) -> Memory:
     return construct_memory({**values, "embedding": None})
 
 
-def existing_vectors(conn: Connection, hashes: list[str]) -> dict[str, np.ndarray]:
-    """Vectors already stored for these content hashes: identical text is embedded once."""
+def existing_vectors(conn: Connection, user_id: str,
+                     hashes: list[str]) -> dict[str, np.ndarray]:
+    """Vectors stored for these content hashes among the user's current memories.
+
+    Per user: an index that finds a text across all users costs every add a random page
+    write (see ``schema``); ``MemoryStore`` also remembers recent vectors in process.
+    """
     found: dict[str, np.ndarray] = {}
     for start in range(0, len(hashes), 500):
         chunk = hashes[start:start + 500]
-        rows = conn.execute(select(memories.c.content_hash, memories.c.embedding)
-                            .where(memories.c.content_hash.in_(chunk)))
+        if conn.dialect.name == "sqlite":  # raw cursor: this runs before every add
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            rows = cur.execute(f"{_SQLITE_VECTORS}({', '.join('?' * len(chunk))})",
+                               [user_id, *chunk]).fetchall()
+            cur.close()
+        else:
+            rows = conn.execute(select(memories.c.content_hash, memories.c.embedding).where(
+                memories.c.user_id == user_id, memories.c.valid_to.is_(None),
+                memories.c.content_hash.in_(chunk))).all()
         for h, blob in rows:
             found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
     return found
+
+
+_SQLITE_VECTORS = (f"SELECT content_hash, embedding FROM {memories.name} "
+                   "WHERE user_id = ? AND valid_to IS NULL AND content_hash IN ")
