@@ -168,11 +168,6 @@ def _event(conn: Connection, memory_id: str, user_id: str, event: EventType, now
     ))
 
 
-def new_memory_id() -> str:
-    """A random UUID that starts with the time in milliseconds (the UUIDv7 layout)."""
-    return new_memory_ids(1)[0]
-
-
 def new_memory_ids(count: int) -> list[str]:
     """``count`` UUIDv7-layout ids from one clock read and one ``urandom`` call.
 
@@ -203,13 +198,6 @@ def _memory_fields(user_id: str, text: str, fields: dict[str, Any], now: datetim
     }
 
 
-def _memory_values(user_id: str, text: str, vector: np.ndarray, fields: dict[str, Any],
-                   now: datetime, memory_id: str | None, digest: str) -> dict[str, Any]:
-    values = _memory_fields(user_id, text, fields, now, memory_id or new_memory_id(), digest)
-    values["embedding"] = encode_vector(vector)
-    return values
-
-
 def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                 vectors: dict[str, np.ndarray], now: datetime,
                 dedupe: bool = True) -> tuple[list[Applied], list[Change]]:
@@ -231,9 +219,9 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             values = dict(op.fields)
             vec = None
             if op.text is not None and op.text != row.content:
-                h = content_hash(op.text)
-                vec = vectors[h]
-                values.update(content=op.text, content_hash=h, embedding=encode_vector(vec))
+                vec = vectors[op.digest]
+                values.update(content=op.text, content_hash=op.digest,
+                              embedding=encode_vector(vec))
             values["updated_at"] = now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(**values))
             _event(conn, row.id, row.user_id, EventType.UPDATE, now, row.content,
@@ -246,7 +234,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             results[i] = Applied("update", after, previous=before)
 
         elif op.kind == "supersede":
-            assert op.memory_id is not None and op.text is not None
+            assert op.memory_id is not None and op.text is not None and op.digest is not None
             row = _load_owned(conn, op.memory_id, user_id)
             if row.valid_to is not None:
                 raise InvalidInputError(f"memory {row.id!r} is already superseded", field="id")
@@ -254,10 +242,11 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             fields = {"category": row.category, "importance": row.importance,
                       "metadata": row.metadata, "agent_id": row.agent_id,
                       "session_id": row.session_id, **op.fields}
-            h = content_hash(op.text)
-            vec = vectors[h]
-            values = _memory_values(row.user_id, op.text, vec, fields, now, None, h)
-            [pk] = _insert(conn, memories, {k: [v] for k, v in values.items()})
+            vec = vectors[op.digest]
+            values = _memory_fields(row.user_id, op.text, fields, now, new_memory_ids(1)[0],
+                                    op.digest)
+            [pk] = _insert(conn, memories, {**{k: [v] for k, v in values.items()},
+                                            "embedding": [encode_vector(vec)]})
             ended = fields.get("valid_from") or now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(
                 valid_to=ended, superseded_by=values["id"], updated_at=now))
@@ -270,7 +259,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                 .scalar_one(), dtype="<f4")
             pending.append((row.user_id, row.pk, "upsert", False, old_vec))
             pending.append((row.user_id, pk, "upsert", True, vec))
-            results[i] = Applied("supersede", _memory_from_values(values), previous=before)
+            results[i] = Applied("supersede", construct_memory(values), previous=before)
 
         elif op.kind == "delete":
             assert op.memory_id is not None
@@ -409,32 +398,45 @@ def _bound(process: Any, values: list[Any]) -> list[Any]:
     return [process(v) for v in values]
 
 
-# Built once: constructing the expression costs more than running it on a small store.
-_SAME_TEXT = select(*MEMORY_COLUMNS).where(
-    memories.c.user_id == bindparam("user_id"), memories.c.valid_to.is_(None),
-    memories.c.content_hash.in_(bindparam("hashes", expanding=True)))
-# The same on SQLite's own cursor (read as rows.sqlite_row_to_memory expects): a single add
-# spent more time in SQLAlchemy's statement machinery than in SQLite.
-_SQLITE_SAME_TEXT = (f"SELECT {', '.join(c.name for c in MEMORY_COLUMNS)} "
-                     f"FROM {memories.name} WHERE user_id = ? AND valid_to IS NULL "
-                     "AND content_hash IN ")
+def _current_by_hash(conn: Connection, user_id: str, hashes: list[str],
+                     columns: list[Any]) -> list[Any]:
+    """``columns`` of the user's current memories whose content hash is one of ``hashes``.
 
-
-def _same_text(conn: Connection, user_id: str, hashes: list[str]) -> list[Memory]:
-    """The user's current memories with one of these content hashes."""
-    found: list[Memory] = []
+    It runs before and inside every add, so on SQLite it goes through the driver's own
+    cursor (SQLAlchemy's statement machinery cost more than SQLite's work). Hashes are
+    sent in chunks that stay under every backend's bind-parameter limit.
+    """
+    names = ", ".join(c.name for c in columns)
+    rows: list[Any] = []
     for start in range(0, len(hashes), 500):
         chunk = hashes[start:start + 500]
         if conn.dialect.name == "sqlite":
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            rows = cur.execute(f"{_SQLITE_SAME_TEXT}({', '.join('?' * len(chunk))})",
-                               [user_id, *chunk]).fetchall()
+            rows += cur.execute(
+                f"SELECT {names} FROM {memories.name} WHERE user_id = ? AND valid_to IS NULL"
+                f" AND content_hash IN ({', '.join('?' * len(chunk))})",
+                [user_id, *chunk]).fetchall()
             cur.close()
-            found.extend(sqlite_row_to_memory(row) for row in rows)
         else:
-            found.extend(row_to_memory(row) for row in
-                         conn.execute(_SAME_TEXT, {"user_id": user_id, "hashes": chunk}))
-    return found
+            rows += conn.execute(_by_hash_statement(tuple(columns)),
+                                 {"user_id": user_id, "hashes": chunk}).all()
+    return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _by_hash_statement(columns: tuple[Any, ...]) -> Any:
+    """Built once per column set: constructing it costs more than running it on a small store."""
+    return select(*columns).where(
+        memories.c.user_id == bindparam("user_id"), memories.c.valid_to.is_(None),
+        memories.c.content_hash.in_(bindparam("hashes", expanding=True)))
+
+
+def _same_text(conn: Connection, user_id: str, hashes: list[str]) -> list[Memory]:
+    """The user's current memories with one of these content hashes."""
+    rows = _current_by_hash(conn, user_id, hashes, MEMORY_COLUMNS)
+    if conn.dialect.name == "sqlite":  # raw values, as rows.sqlite_row_to_memory expects
+        return [sqlite_row_to_memory(row) for row in rows]
+    return [row_to_memory(row) for row in rows]
 
 
 def _log_changes(conn: Connection,
@@ -469,10 +471,6 @@ def purge_user(conn: Connection, user_id: str) -> tuple[int, list[Change]]:
     return int(count), [Change(logged.seq, user_id, 0, "purge")]  # own replica: the real id
 
 
-def _memory_from_values(values: dict[str, Any]) -> Memory:
-    return construct_memory({**values, "embedding": None})
-
-
 def existing_vectors(conn: Connection, user_id: str,
                      hashes: list[str]) -> dict[str, np.ndarray]:
     """Vectors stored for these content hashes among the user's current memories.
@@ -481,21 +479,7 @@ def existing_vectors(conn: Connection, user_id: str,
     write (see ``schema``); ``MemoryStore`` also remembers recent vectors in process.
     """
     found: dict[str, np.ndarray] = {}
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start:start + 500]
-        if conn.dialect.name == "sqlite":  # raw cursor: this runs before every add
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            rows = cur.execute(f"{_SQLITE_VECTORS}({', '.join('?' * len(chunk))})",
-                               [user_id, *chunk]).fetchall()
-            cur.close()
-        else:
-            rows = conn.execute(select(memories.c.content_hash, memories.c.embedding).where(
-                memories.c.user_id == user_id, memories.c.valid_to.is_(None),
-                memories.c.content_hash.in_(chunk))).all()
-        for h, blob in rows:
-            found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
+    for h, blob in _current_by_hash(conn, user_id, hashes,
+                                    [memories.c.content_hash, memories.c.embedding]):
+        found.setdefault(h, np.frombuffer(blob, dtype="<f4"))
     return found
-
-
-_SQLITE_VECTORS = (f"SELECT content_hash, embedding FROM {memories.name} "
-                   "WHERE user_id = ? AND valid_to IS NULL AND content_hash IN ")
