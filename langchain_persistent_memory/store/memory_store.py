@@ -12,9 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
@@ -62,6 +60,7 @@ from .rows import (
 from .schema import history, memories, migrate, read_meta, write_meta
 from .sync import IndexSync
 from .transfer import Conflict, Source, export_jsonl, import_jsonl
+from .vector_cache import VectorCache
 from .writes import Applied, PreparedOp, execute_ops, existing_vectors, prepare_ops, purge_user
 
 __all__ = ["DEFAULT_DATABASE_ENV", "MemoryStore", "default_database_url"]
@@ -134,9 +133,8 @@ class MemoryStore:
         self._check_model = check_embedding_model
         self.autosave_every = autosave_every
         self._clock = clock or (lambda: datetime.now(timezone.utc))
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._vector_cache: OrderedDict[str, np.ndarray] = OrderedDict()  # by content hash
-        self._cache_lock = threading.Lock()
+        self._query_cache = VectorCache(_QUERY_CACHE)  # by query text
+        self._vector_cache = VectorCache(_VECTOR_CACHE)  # by content hash
         self._closed = False
         self._model_recorded = False
         self.engine: Engine = create_store_engine(self.url, **(engine_kwargs or {}))
@@ -233,8 +231,7 @@ class MemoryStore:
         Found among the vectors this process embedded or read recently, then among the
         user's current memories (``None``, the admin scope: the recent ones only).
         """
-        with self._cache_lock:
-            known = {h: v for h in wanted if (v := self._vector_cache.get(h)) is not None}
+        known = self._vector_cache.get_many(wanted)
         rest = [h for h in wanted if h not in known]
         if rest and user_id is not None:
             # The writes' connection, not the search reader: its page cache survived the
@@ -242,19 +239,6 @@ class MemoryStore:
             with self._connection() as conn:
                 known.update(existing_vectors(conn, user_id, rest))
         return known
-
-    def _remember_vectors(self, vectors: dict[str, np.ndarray]) -> None:
-        """Keep the newest ``_VECTOR_CACHE`` text vectors (copies: a row of a batch's
-        matrix would keep the whole matrix alive)."""
-        with self._cache_lock:
-            cache = self._vector_cache
-            for h, vec in vectors.items():
-                if h in cache:
-                    cache.move_to_end(h)
-                else:
-                    cache[h] = vec.copy()
-            while len(cache) > _VECTOR_CACHE:
-                cache.popitem(last=False)
 
     def _vector_map(self, prepared: list[PreparedOp], missing: dict[str, str],
                     raw: Sequence[Sequence[float]],
@@ -282,29 +266,19 @@ class MemoryStore:
                 stored=str(self.dim), given=str(dim),
             )
 
-    def _query_vector_cached(self, query: str) -> np.ndarray | None:
-        with self._cache_lock:
-            vec = self._query_cache.get(query)
-            if vec is not None:
-                self._query_cache.move_to_end(query)
-            return vec
-
     def _remember_query(self, query: str, raw: Sequence[float]) -> np.ndarray:
         vec = normalize_rows(np.asarray(raw, dtype=np.float32))[0]
-        with self._cache_lock:
-            self._query_cache[query] = vec
-            if len(self._query_cache) > _QUERY_CACHE:
-                self._query_cache.popitem(last=False)
+        self._query_cache.put_many([(query, vec)])
         return vec
 
     def embed_query(self, query: str) -> np.ndarray:
         """The normalised query vector (cached): shared by search and the pipeline."""
-        vec = self._query_vector_cached(query)
+        vec = self._query_cache.get(query)
         return vec if vec is not None else self._remember_query(
             query, self.embeddings.embed_query(query))
 
     async def aembed_query(self, query: str) -> np.ndarray:
-        vec = self._query_vector_cached(query)
+        vec = self._query_cache.get(query)
         return vec if vec is not None else self._remember_query(
             query, await self.embeddings.aembed_query(query))
 
@@ -355,7 +329,7 @@ class MemoryStore:
                                dedupe=self.dedupe)
 
         applied, log = run_write(self.engine, body, connection=self._connection)
-        self._remember_vectors(vectors)  # committed: these texts now have stored vectors
+        self._vector_cache.put_many(vectors.items())  # committed: these texts have vectors
         self._model_recorded = self.dim is not None
         if self.dim is not None:
             self._sync.ensure_dim(self.dim)
@@ -755,9 +729,8 @@ class MemoryStore:
         self.dim = dim
         self._model_recorded = False  # an emptied store records the next model on write
         self._sync.model = self.model_name
-        with self._cache_lock:
-            self._query_cache.clear()  # cached vectors came from the old model
-            self._vector_cache.clear()
+        self._query_cache.clear()  # cached vectors came from the old model
+        self._vector_cache.clear()
         self._sync.index = None
         if dim is None:
             self._sync.delete_file()
