@@ -71,20 +71,21 @@ def ranked_search(store: MemoryStore, query: str, vector: np.ndarray, user_id: s
         relevance = dict(keyword)
     else:
         relevance = _fuse(options, vector, details, dense, keyword)
-        if options.context_weight > 0 or options.answer_weight > 0:
+        context = options.context_weight > 0 or options.answer_weight > 0
+        if context:
             seeds = sorted(relevance, key=relevance.__getitem__, reverse=True)[:_CONTEXT_SEEDS]
             known = {d.pk for d in details.values()}
             for memory, detail in _neighbours(store, user_id, filters,
                                               [details[i] for i in seeds], known):
                 found[memory.id] = memory
                 details[memory.id] = detail
-            questions = {mid for mid, m in found.items() if is_question(m.content)}
+        questions = {mid for mid, m in found.items() if is_question(m.content)}
+        if context:
             relevance = _with_context(_fuse(options, vector, details, dense, keyword),
                                       details, questions, options)
         if options.question_discount > 0:
             relevance = {mid: score * (1.0 - options.question_discount)
-                         if is_question(found[mid].content) else score
-                         for mid, score in relevance.items()}
+                         if mid in questions else score for mid, score in relevance.items()}
     ids = list(found)
     vectors = np.stack([details[i].vector for i in ids])
     cosine = dict(zip(ids, (vectors @ vector).tolist()))
