@@ -16,7 +16,8 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from .engine import read_transaction, sqlite_reader
-from .index import IndexFileError, PartitionedIndex, read_index_file
+from .index import PartitionedIndex
+from .index_file import IndexFileError, read_index_file, write_index_file
 from .schema import changes, memories
 from .writes import Change, user_digest
 
@@ -174,7 +175,7 @@ class IndexSync:
     def save(self) -> bool:
         if self.path is None or self.index is None:
             return False
-        self.index.save(self.path, model=self.model)
+        write_index_file(self.index, self.path, model=self.model)
         self.unsaved = 0
         _remove_stale_temp_files(self.path)
         return True

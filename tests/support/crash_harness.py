@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
-from langchain_persistent_memory.store.index import read_index_file
+from langchain_persistent_memory.store.index_file import read_index_file
 from tests.support.consistency import history_mismatches, index_mismatches, rows_by_id
 from tests.support.crash_worker import open_store, settle
 
