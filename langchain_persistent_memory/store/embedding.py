@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,8 @@ from langchain_core.embeddings import Embeddings
 from ..errors import InvalidInputError, PersistentMemoryError
 from .onnx_encoder import OnnxSentenceEncoder
 
-__all__ = ["DEFAULT_MODEL_NAME", "LocalEmbeddings", "embedding_model_name", "normalize_rows"]
+__all__ = ["DEFAULT_MODEL_NAME", "LocalEmbeddings", "embedding_model_name", "normalize_rows",
+           "unit_vector"]
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -160,3 +162,13 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return matrix / norms
+
+
+def unit_vector(vector: Sequence[float] | np.ndarray) -> np.ndarray:
+    """One L2-normalised float32 vector (a new array); a zero vector stays zero.
+
+    The per-query twin of :func:`normalize_rows`, without its matrix overhead.
+    """
+    flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+    norm = math.sqrt(float(flat @ flat))
+    return flat / np.float32(norm) if norm else flat.copy()

@@ -253,17 +253,18 @@ class SqliteReader:
         self._conn = engine.raw_connection()  # gets the WAL/busy-timeout connect settings
         # Search hits are rows of random users, mostly outside the page cache: through a
         # memory map they are read from the OS page cache without a read() call each.
-        self._conn.cursor().execute(f"PRAGMA mmap_size={_READER_MMAP_BYTES}")
+        self._cursor = self._conn.cursor()  # one, reused: the lock serialises its users
+        self._cursor.execute(f"PRAGMA mmap_size={_READER_MMAP_BYTES}")
         self._lock = threading.Lock()
 
     def data_version(self) -> int:
         with self._lock:
-            return int(self._conn.cursor().execute("PRAGMA data_version").fetchone()[0])
+            return int(self._cursor.execute("PRAGMA data_version").fetchone()[0])
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """One autocommit SELECT (a single statement sees one consistent snapshot)."""
         with self._lock:
-            return list(self._conn.cursor().execute(sql, params).fetchall())
+            return self._cursor.execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):

@@ -59,11 +59,19 @@ class SearchFilters:
             until=to_utc(until, "until"),
         )
 
+    @staticmethod
+    def plain(include_superseded: bool = False) -> SearchFilters:
+        """No filter beyond validity: one shared instance each (the common search)."""
+        return _PLAIN[bool(include_superseded)]
+
     @property
     def needs_sql(self) -> bool:
         """True when something beyond user and validity narrows the candidates."""
         return bool(self.categories or self.agent_id or self.session_id or self.metadata
                     or self.since or self.until)
+
+
+_PLAIN = {flag: SearchFilters(include_superseded=flag) for flag in (False, True)}
 
 
 def _metadata_clause(key: str, value: Any) -> ColumnElement[bool]:

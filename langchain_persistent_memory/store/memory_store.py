@@ -39,7 +39,7 @@ from ..models import (
 from ..retrieval.hybrid import ranked_search
 from ..retrieval.options import SearchOptions
 from ..validation import DEFAULT_MAX_CONTENT_CHARS, check_id, check_user_id
-from .embedding import LocalEmbeddings, embedding_model_name, normalize_rows
+from .embedding import LocalEmbeddings, embedding_model_name, normalize_rows, unit_vector
 from .engine import (
     create_store_engine,
     dispose_quietly,
@@ -52,9 +52,9 @@ from .filters import SearchFilters, build_filter_query
 from .reembed import Progress, reembed
 from .rows import (
     MEMORY_COLUMNS,
-    SQLITE_MEMORY_SELECT,
     row_to_event,
     row_to_memory,
+    select_by_pks_sql,
     sqlite_row_to_memory,
 )
 from .schema import history, memories, migrate, read_meta, write_meta
@@ -267,7 +267,7 @@ class MemoryStore:
             )
 
     def _remember_query(self, query: str, raw: Sequence[float]) -> np.ndarray:
-        vec = normalize_rows(np.asarray(raw, dtype=np.float32))[0]
+        vec = unit_vector(raw)
         self._query_cache.put_many([(query, vec)])
         return vec
 
@@ -577,8 +577,7 @@ class MemoryStore:
         """Like :meth:`search` with a precomputed query embedding."""
         self._ensure_open()
         user_id, k, parsed = self._search_args("-", user_id, k, include_superseded, filters)
-        vec = normalize_rows(np.asarray(vector, dtype=np.float32))[0]
-        return self._search_vector(vec, user_id, k, parsed, min_score)
+        return self._search_vector(unit_vector(vector), user_id, k, parsed, min_score)
 
     @staticmethod
     def _search_args(query: Any, user_id: Any, k: Any, include_superseded: bool,
@@ -587,7 +586,8 @@ class MemoryStore:
             raise InvalidInputError("query must be a non-empty string", field="query")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10_000:
             raise InvalidInputError("k must be an integer from 1 to 10000", field="k")
-        parsed = SearchFilters.of(include_superseded=include_superseded, **filters)
+        parsed = SearchFilters.of(include_superseded=include_superseded, **filters) \
+            if filters else SearchFilters.plain(include_superseded)
         return check_user_id(user_id), k, parsed
 
     def _adopt_stored_dim(self) -> None:
@@ -637,8 +637,7 @@ class MemoryStore:
         """The hits' rows: a raw cursor on SQLite files (most of a search's cost otherwise)."""
         reader = self._sync.reader
         if reader is not None:
-            sql = SQLITE_MEMORY_SELECT + f"({', '.join('?' * len(pks))})"
-            rows = reader.fetch(sql, pks)
+            rows = reader.fetch(select_by_pks_sql(len(pks)), pks)
             return {r[0]: m for r in rows if (m := sqlite_row_to_memory(r)).user_id == user_id}
         with self.engine.connect() as conn:
             rows = conn.execute(select(*MEMORY_COLUMNS).where(

@@ -21,6 +21,7 @@ __all__ = [
     "encode_vector",
     "row_to_event",
     "row_to_memory",
+    "select_by_pks_sql",
     "sqlite_row_to_memory",
 ]
 
@@ -67,6 +68,12 @@ def row_to_memory(row: Row[Any] | Any, *, with_embedding: bool = False) -> Memor
 # user's rows; the caller checks the owner instead.
 SQLITE_MEMORY_SELECT = (f"SELECT {', '.join(c.name for c in MEMORY_COLUMNS)} "
                         f"FROM {memories.name} WHERE pk IN ")
+
+
+@functools.lru_cache(maxsize=64)
+def select_by_pks_sql(count: int) -> str:
+    """:data:`SQLITE_MEMORY_SELECT` for ``count`` pks (built once per count)."""
+    return SQLITE_MEMORY_SELECT + f"({', '.join('?' * count)})"
 assert [c.name for c in MEMORY_COLUMNS] == [  # the order sqlite_row_to_memory unpacks
     "pk", "id", "user_id", "agent_id", "session_id", "content", "category", "importance",
     "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "metadata",
