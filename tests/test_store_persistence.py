@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from langchain_persistent_memory import MemoryStore, SchemaVersionError
+from langchain_persistent_memory.store.index_file import read_index_file
 from langchain_persistent_memory.store.schema import SCHEMA_VERSION, read_meta, write_meta
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
@@ -292,3 +293,21 @@ def test_in_memory_sqlite_and_autosave(tmp_path: Path) -> None:
         assert index.exists()  # saved without waiting for close
     finally:
         store.close()
+
+
+def test_autosave_rewrites_the_index_each_time_it_doubles(tmp_path: Path) -> None:
+    """Bulk ingest must not rewrite the whole file every few percent of growth, and a
+    crash must never have more than half the index to replay."""
+    index = tmp_path / "grow.lpm"
+    saved_sizes: list[int] = []
+    with MemoryStore(f"sqlite:///{tmp_path / 'g.db'}", embeddings=HashEmbeddings(),
+                     index_path=index, autosave_every=1) as store:
+        for i in range(64):
+            store.add(f"fact number {i}", user_id="u")
+            size = read_index_file(index).index.size() if index.exists() else 0
+            if not saved_sizes or size != saved_sizes[-1]:
+                saved_sizes.append(size)
+            assert (i + 1) - size <= max(1, (i + 1) // 2)  # unsaved: at most half
+    # Each save is at about twice the size of the previous one (1, 2, 3, 5, 9, 17, 33).
+    assert all(b >= 2 * a - 1 for a, b in zip(saved_sizes[1:], saved_sizes[2:])), saved_sizes
+    assert saved_sizes[-1] >= 32 and len(saved_sizes) <= 8, saved_sizes
