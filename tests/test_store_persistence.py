@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -309,5 +310,5 @@ def test_autosave_rewrites_the_index_each_time_it_doubles(tmp_path: Path) -> Non
                 saved_sizes.append(size)
             assert (i + 1) - size <= max(1, (i + 1) // 2)  # unsaved: at most half
     # Each save is at about twice the size of the previous one (1, 2, 3, 5, 9, 17, 33).
-    assert all(b >= 2 * a - 1 for a, b in zip(saved_sizes[1:], saved_sizes[2:])), saved_sizes
+    assert all(b >= 2 * a - 1 for a, b in pairwise(saved_sizes[1:])), saved_sizes
     assert saved_sizes[-1] >= 32 and len(saved_sizes) <= 8, saved_sizes

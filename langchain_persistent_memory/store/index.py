@@ -126,13 +126,15 @@ class _Partition:
                 return []
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(positions))
         scores, found = self.flat.search(query, min(k + 1, candidates), params=params)
-        if candidates > k + 1 and scores[0][k - 1] == scores[0][k]:
+        values = scores[0].tolist()
+        if candidates > k + 1 and values[k - 1] == values[k]:
             # A tie at the cut: FAISS kept whichever it met first; take every candidate
             # so the caller's ranking keeps the newer ones (exact duplicates only: rare).
             scores, found = self.flat.search(query, candidates, params=params)
-        return [(pk, score) for pk, score, at in zip(self.ids[found[0]].tolist(),
-                                                      scores[0].tolist(), found[0].tolist())
-                if at >= 0]  # -1: FAISS found fewer (only with NaN vectors)
+            values = scores[0].tolist()
+        at = found[0]
+        return [(pk, score) for pk, score, i in zip(self.ids[at].tolist(), values, at.tolist())
+                if i >= 0]  # -1: FAISS found fewer (only with NaN vectors)
 
     def _search_ann(self, query: np.ndarray, k: int) -> list[Hit]:
         if self.ann is None or self.n > 2 * self.ann_trained_on:

@@ -9,6 +9,7 @@ the SQL work runs in a worker thread, so the event loop is never blocked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -55,7 +56,7 @@ from .rows import (
     row_to_event,
     row_to_memory,
     select_by_pks_sql,
-    sqlite_row_to_memory,
+    sqlite_rows_to_memories,
 )
 from .schema import history, memories, migrate, read_meta, write_meta
 from .sync import IndexSync
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 DEFAULT_DATABASE_ENV = "LPM_DATABASE_URL"
 _QUERY_CACHE = 1024
 _VECTOR_CACHE = 4096  # recent memory vectors by content hash (~6 MB at 384 dimensions)
+# ScoredMemory((memory, score)) without the named tuple's Python-level __new__ (per hit).
+_scored = functools.partial(tuple.__new__, ScoredMemory)
 
 
 def default_database_url() -> str:
@@ -638,14 +641,14 @@ class MemoryStore:
         if not hits:
             return []
         by_pk = self._memories_by_pk(user_id, [pk for pk, _ in hits])
-        return [ScoredMemory(by_pk[pk], score) for pk, score in hits if pk in by_pk]
+        return [_scored((by_pk[pk], score)) for pk, score in hits if pk in by_pk]
 
     def _memories_by_pk(self, user_id: str, pks: list[int]) -> dict[int, Memory]:
         """The hits' rows: a raw cursor on SQLite files (most of a search's cost otherwise)."""
         reader = self._sync.reader
         if reader is not None:
-            rows = reader.fetch(select_by_pks_sql(len(pks)), pks)
-            return {r[0]: m for r in rows if (m := sqlite_row_to_memory(r)).user_id == user_id}
+            return sqlite_rows_to_memories(reader.fetch(select_by_pks_sql(len(pks)), pks),
+                                           user_id)
         with self.engine.connect() as conn:
             rows = conn.execute(select(*MEMORY_COLUMNS).where(
                 memories.c.pk.in_(pks), memories.c.user_id == user_id)).all()

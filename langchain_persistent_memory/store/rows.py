@@ -22,7 +22,7 @@ __all__ = [
     "row_to_event",
     "row_to_memory",
     "select_by_pks_sql",
-    "sqlite_row_to_memory",
+    "sqlite_rows_to_memories",
 ]
 
 # Everything but the embedding blob, which only export and rebuild need.
@@ -74,7 +74,7 @@ SQLITE_MEMORY_SELECT = (f"SELECT {', '.join(c.name for c in MEMORY_COLUMNS)} "
 def select_by_pks_sql(count: int) -> str:
     """:data:`SQLITE_MEMORY_SELECT` for ``count`` pks (built once per count)."""
     return SQLITE_MEMORY_SELECT + f"({', '.join('?' * count)})"
-assert [c.name for c in MEMORY_COLUMNS] == [  # the order sqlite_row_to_memory unpacks
+assert [c.name for c in MEMORY_COLUMNS] == [  # the order sqlite_rows_to_memories unpacks
     "pk", "id", "user_id", "agent_id", "session_id", "content", "category", "importance",
     "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "metadata",
     "content_hash"]
@@ -88,21 +88,36 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
-def sqlite_row_to_memory(values: tuple[Any, ...]) -> Memory:
-    """A Memory from a raw SQLite row of :data:`SQLITE_MEMORY_SELECT` (unpacked by
-    position: it runs for every search hit)."""
-    (_pk, memory_id, user_id, agent_id, session_id, content, category, importance, created,
-     updated, valid_from, valid_to, superseded_by, meta, digest) = values
-    return construct_memory({
-        "id": memory_id, "user_id": user_id, "content": content, "agent_id": agent_id,
-        "session_id": session_id, "category": category, "importance": importance,
-        "created_at": _utc(created), "updated_at": _utc(updated),
-        "valid_from": _utc(valid_from),
-        "valid_to": None if valid_to is None else _utc(valid_to),
-        "superseded_by": superseded_by,
-        "metadata": json.loads(meta) if meta and meta != "{}" else {},
-        "content_hash": digest, "embedding": None,
-    })
+def sqlite_rows_to_memories(rows: list[tuple[Any, ...]],
+                            user_id: str | None = None) -> dict[int, Memory]:
+    """Memories by pk from raw SQLite rows of :data:`SQLITE_MEMORY_SELECT`, only those of
+    ``user_id`` if given.
+
+    It runs for every search hit, so it is one loop that unpacks rows by position and
+    builds each Memory as :func:`construct_memory` does, without a call per row.
+    """
+    out: dict[int, Memory] = {}
+    new, set_attr, fields, loads = Memory.__new__, object.__setattr__, _MEMORY_FIELDS, json.loads
+    for (pk, memory_id, owner, agent_id, session_id, content, category, importance, created,
+         updated, valid_from, valid_to, superseded_by, meta, digest) in rows:
+        if user_id is not None and owner != user_id:
+            continue
+        memory = new(Memory)
+        set_attr(memory, "__dict__", {
+            "id": memory_id, "user_id": owner, "content": content, "agent_id": agent_id,
+            "session_id": session_id, "category": category, "importance": importance,
+            "created_at": _utc(created), "updated_at": _utc(updated),
+            "valid_from": _utc(valid_from),
+            "valid_to": None if valid_to is None else _utc(valid_to),
+            "superseded_by": superseded_by,
+            "metadata": loads(meta) if meta and meta != "{}" else {},
+            "content_hash": digest, "embedding": None,
+        })
+        set_attr(memory, "__pydantic_fields_set__", fields.copy())
+        set_attr(memory, "__pydantic_extra__", None)
+        set_attr(memory, "__pydantic_private__", None)
+        out[pk] = memory
+    return out
 
 
 _MEMORY_FIELDS = set(Memory.model_fields)

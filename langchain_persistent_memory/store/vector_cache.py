@@ -36,7 +36,11 @@ class VectorCache:
         return found
 
     def get(self, key: str) -> np.ndarray | None:
-        return self.get_many([key]).get(key)
+        with self._lock:
+            vector = self._items.get(key)
+            if vector is not None:
+                self._items.move_to_end(key)
+            return vector
 
     def put_many(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         with self._lock:

@@ -38,7 +38,7 @@ from .rows import (
     construct_memory,
     encode_vector,
     row_to_memory,
-    sqlite_row_to_memory,
+    sqlite_rows_to_memories,
 )
 from .schema import changes, history, memories
 
@@ -434,8 +434,8 @@ def _by_hash_statement(columns: tuple[Any, ...]) -> Any:
 def _same_text(conn: Connection, user_id: str, hashes: list[str]) -> list[Memory]:
     """The user's current memories with one of these content hashes."""
     rows = _current_by_hash(conn, user_id, hashes, MEMORY_COLUMNS)
-    if conn.dialect.name == "sqlite":  # raw values, as rows.sqlite_row_to_memory expects
-        return [sqlite_row_to_memory(row) for row in rows]
+    if conn.dialect.name == "sqlite":  # raw values, as rows.sqlite_rows_to_memories expects
+        return list(sqlite_rows_to_memories(rows).values())
     return [row_to_memory(row) for row in rows]
 
 
