@@ -93,30 +93,23 @@ def sqlite_rows_to_memories(rows: list[tuple[Any, ...]],
     """Memories by pk from raw SQLite rows of :data:`SQLITE_MEMORY_SELECT`, only those of
     ``user_id`` if given.
 
-    It runs for every search hit, so it is one loop that unpacks rows by position and
-    builds each Memory as :func:`construct_memory` does, without a call per row.
+    It runs for every search hit: rows are unpacked by position in one loop.
     """
     out: dict[int, Memory] = {}
-    new, set_attr, fields, loads = Memory.__new__, object.__setattr__, _MEMORY_FIELDS, json.loads
     for (pk, memory_id, owner, agent_id, session_id, content, category, importance, created,
          updated, valid_from, valid_to, superseded_by, meta, digest) in rows:
         if user_id is not None and owner != user_id:
             continue
-        memory = new(Memory)
-        set_attr(memory, "__dict__", {
+        out[pk] = construct_memory({
             "id": memory_id, "user_id": owner, "content": content, "agent_id": agent_id,
             "session_id": session_id, "category": category, "importance": importance,
             "created_at": _utc(created), "updated_at": _utc(updated),
             "valid_from": _utc(valid_from),
             "valid_to": None if valid_to is None else _utc(valid_to),
             "superseded_by": superseded_by,
-            "metadata": loads(meta) if meta and meta != "{}" else {},
+            "metadata": json.loads(meta) if meta and meta != "{}" else {},
             "content_hash": digest, "embedding": None,
         })
-        set_attr(memory, "__pydantic_fields_set__", fields.copy())
-        set_attr(memory, "__pydantic_extra__", None)
-        set_attr(memory, "__pydantic_private__", None)
-        out[pk] = memory
     return out
 
 
