@@ -181,14 +181,18 @@ class PartitionedIndex:
             return
         pks = np.ascontiguousarray(pks, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(pks), self.dim)
+        pk_list = pks.tolist()
         with self.lock:
-            self.remove(pks)
+            # New pks (ingest, reopen, rebuild) are the common case: one C-level check
+            # instead of a Python loop of dict pops per pk.
+            if not self._where.keys().isdisjoint(pk_list):
+                self.remove(pk_list)
             key = (user_id, current)
             part = self._parts.get(key)
             if part is None:
                 part = self._parts[key] = _Partition(self.dim)
             part.add(pks, vectors)
-            self._where.update(dict.fromkeys(pks.tolist(), key))
+            self._where.update(dict.fromkeys(pk_list, key))
 
     def remove(self, pks: Iterable[int]) -> None:
         with self.lock:
