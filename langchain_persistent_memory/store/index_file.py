@@ -110,10 +110,13 @@ def _read(fh: IO[bytes], path: Path) -> SavedIndex:
     index = PartitionedIndex(dim)
     vec_sum = 0
     offset = 0
-    for (user_id, current, count), vecs in zip(table, _vector_chunks(fh, table, dim)):
-        vec_sum = (vec_sum + _word_sum(vecs)) % _SUM_MOD
-        index.upsert(user_id, current, ids[offset:offset + count], vecs)
-        offset += count
+    for entries, chunk in _vector_chunks(fh, table, dim):
+        vec_sum = (vec_sum + _word_sum(chunk)) % _SUM_MOD
+        at = 0
+        for user_id, current, count in entries:
+            index.upsert(user_id, current, ids[offset:offset + count], chunk[at:at + count])
+            offset += count
+            at += count
     if vec_sum != header["sum_vecs"]:
         raise IndexFileError("checksum mismatch (corrupt)")
     if index.size() != total:
@@ -129,9 +132,10 @@ def _read_array(fh: IO[bytes], dtype: np.dtype[Any], count: int) -> np.ndarray:
     return out
 
 
-def _vector_chunks(fh: IO[bytes], table: list[tuple[str, bool, int]],
-                   dim: int) -> Iterator[np.ndarray]:
-    """Each partition's vectors in table order, read ``_READ_CHUNK`` bytes at a time."""
+def _vector_chunks(fh: IO[bytes], table: list[tuple[str, bool, int]], dim: int
+                   ) -> Iterator[tuple[list[tuple[str, bool, int]], np.ndarray]]:
+    """Consecutive partitions' entries and their vectors as one matrix, about
+    ``_READ_CHUNK`` bytes at a time (one partition larger than that comes alone)."""
     row_bytes = 4 * dim
     start = 0
     while start < len(table):
@@ -140,9 +144,5 @@ def _vector_chunks(fh: IO[bytes], table: list[tuple[str, bool, int]],
                                     <= _READ_CHUNK):
             rows += table[end][2]
             end += 1
-        chunk = _read_array(fh, np.dtype("<f4"), rows * dim).reshape(rows, dim)
-        at = 0
-        for _, _, count in table[start:end]:
-            yield chunk[at:at + count]
-            at += count
+        yield table[start:end], _read_array(fh, np.dtype("<f4"), rows * dim).reshape(rows, dim)
         start = end
