@@ -5,7 +5,8 @@ subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` 
 
     PersistentMemoryError
     ├── InvalidInputError (ValueError)      bad argument; nothing was written
-    │   └── ScopeError                       an id or operation outside the caller's user scope
+    │   ├── ScopeError                       an id or operation outside the caller's user scope
+    │   └── StoreClosedError                 the store was closed (also mid-call)
     ├── MemoryNotFoundError (KeyError)       no memory with that id (for that user)
     ├── EmbeddingMismatchError (ValueError)  store was built with another embedding model
     ├── SchemaVersionError (RuntimeError)    database schema is newer than this release
@@ -22,6 +23,7 @@ __all__ = [
     "PersistentMemoryError",
     "SchemaVersionError",
     "ScopeError",
+    "StoreClosedError",
 ]
 
 
@@ -43,6 +45,10 @@ class InvalidInputError(PersistentMemoryError, ValueError):
 
 class ScopeError(InvalidInputError):
     """A memory id or operation does not belong to the user the call is scoped to."""
+
+
+class StoreClosedError(InvalidInputError):
+    """The store is closed: a call made after ``close()``, or one still running when it was."""
 
 
 class MemoryNotFoundError(PersistentMemoryError, KeyError):

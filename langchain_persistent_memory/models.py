@@ -55,11 +55,33 @@ class Memory(BaseModel):
         return self.valid_to is None
 
 
-class ScoredMemory(NamedTuple):
-    """A search hit: unpacks as ``memory, score``. Higher scores are more relevant."""
-
+class _Hit(NamedTuple):
     memory: Memory
     score: float
+
+
+class ScoredMemory(_Hit):
+    """A search hit: unpacks as ``memory, score``. Higher scores are more relevant.
+
+    ``score`` ranks the hits of one search (fused and re-weighted, relative to that
+    search's candidates: a lone perfect hit and a weak best hit can score alike).
+    ``cosine`` and ``keyword_match`` are absolute, for thresholds: the cosine similarity of
+    the memory to the query (-1..1), and whether a word of the query matched it.
+    """
+
+    cosine: float | None
+    keyword_match: bool
+
+    def __new__(cls, memory: Memory, score: float, cosine: float | None = None,
+                keyword_match: bool = False) -> ScoredMemory:
+        hit = super().__new__(cls, memory, score)
+        hit.cosine = cosine
+        hit.keyword_match = keyword_match
+        return hit
+
+    def __repr__(self) -> str:
+        return (f"ScoredMemory(memory={self.memory!r}, score={self.score!r}, "
+                f"cosine={self.cosine!r}, keyword_match={self.keyword_match!r})")
 
 
 class EventType(str, Enum):

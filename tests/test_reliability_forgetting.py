@@ -52,16 +52,15 @@ def test_forget_user_leaves_no_trace_in_sqlite_files(tmp_path: Path) -> None:
     store = MemoryStore(url, embeddings=HashEmbeddings())
     other = MemoryStore(url, embeddings=HashEmbeddings(), index_path=folder / "other.lpm")
     _fill(store)
-    store.save_index()
-    other.search("garden", user_id=VICTIM)  # a second replica, pooled connection idle
-    other.save_index()
+    store.search("garden", user_id=VICTIM)  # both processes hold the victim's partition
+    other.search("garden", user_id=VICTIM)
     assert _raw_hits(folder, MARK)  # positive control: the scan finds text before forgetting
     assert _raw_hits(folder, VICTIM)
 
     assert store.forget_user(VICTIM) == 2 + 60 - 20
     store.export_jsonl(folder / "export.jsonl")
-    other.search("garden", user_id=VICTIM)  # the other replica catches up and saves
-    other.save_index()
+    assert other.search("garden", user_id=VICTIM) == []  # the other one sees it at once
+    assert other.index_info(VICTIM).users_loaded == 0
 
     assert _raw_hits(folder, MARK) == {}
     assert _raw_hits(folder, VICTIM) == {}
@@ -69,7 +68,7 @@ def test_forget_user_leaves_no_trace_in_sqlite_files(tmp_path: Path) -> None:
     assert store.search(f"{MARK} garden", user_id=VICTIM, k=5) == []
     assert store.search(f"{MARK} tulips7", user_id=VICTIM, k=5, mode="keyword") == []
     assert store.count(VICTIM, include_superseded=True) == 0
-    assert store._sync.index is not None and store._sync.index.size(VICTIM) == 0
+    assert store.index_info(VICTIM).users_loaded == 0
     assert index_mismatches(store) == []
     other.close()
     store.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from langchain_persistent_memory import AddOp, DeleteOp, MemoryNotFoundError, MemoryStore
 from langchain_persistent_memory.store.keyword import query_phrases
@@ -81,23 +81,23 @@ def test_words_side_by_side_outrank_the_same_words_apart(store: MemoryStore) -> 
     together = "Alice watched a meteor shower over the hills with two cousins last night"
     store.add_many([apart, together], user_id="alice")
     assert keyword_hits(store, "meteor shower") == [together, apart]
-    assert query_phrases("the meteor shower, and THE night sky") == [
-        ("meteor", "shower"), ("night", "sky")]
+    assert query_phrases("the meteor showers, and THE night sky") == [
+        "meteor shower", "night sky"]  # stemmed
 
 
-def test_an_old_database_gets_its_keyword_index_on_open(store_url: str, tmp_path: Path) -> None:
+def test_an_old_database_upgrades_to_per_user_keywords(store_url: str, tmp_path: Path) -> None:
+    """A v1 database goes through v2-v3 (global keyword index, change log) to v4, which
+    drops them again: keyword search then runs on the user's own statistics."""
     with MemoryStore(store_url, embeddings=HashEmbeddings(), index_path=tmp_path / "i") as s:
         s.add("Alice keeps bees on the roof", user_id="alice")
-        with s.engine.begin() as conn:  # back to schema version 1: no keyword index
-            if s.engine.dialect.name == "sqlite":
-                for trigger in ("lpm_fts_ai", "lpm_fts_ad", "lpm_fts_au"):
-                    conn.exec_driver_sql(f"DROP TRIGGER {trigger}")
-                conn.exec_driver_sql("DROP TABLE lpm_fts")
-            else:
-                conn.exec_driver_sql("ALTER TABLE lpm_memories DROP COLUMN content_tsv")
+        with s.engine.begin() as conn:  # back to schema version 1
+            conn.exec_driver_sql("DROP TABLE lpm_users")
             conn.execute(text("UPDATE lpm_meta SET value = '1' WHERE key = 'schema_version'"))
     with MemoryStore(store_url, embeddings=HashEmbeddings(), index_path=tmp_path / "i") as s:
         assert keyword_hits(s, "bees") == ["Alice keeps bees on the roof"]
+        assert not {"lpm_fts", "lpm_changes"} & set(inspect(s.engine).get_table_names())
+        assert "content_tsv" not in {c["name"] for c in inspect(s.engine).get_columns(
+            "lpm_memories")}
 
 
 def test_forgetting_leaves_no_keyword_trace_in_the_sqlite_file(tmp_path: Path) -> None:

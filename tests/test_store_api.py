@@ -114,10 +114,12 @@ def test_supersede_valid_from_ends_old_row_then(store: MemoryStore) -> None:
 def test_delete_then_search_and_history_survives(store: MemoryStore) -> None:
     keep = store.add("Allergic to peanuts", user_id="u")
     gone = store.add("Allergic to shellfish", user_id="u")
-    assert store._sync.index is not None and store._sync.index.size("u") == 2
+    assert store.index_info("u").vectors == 0  # loaded by the user's first search
+    assert len(store.search("Allergic", user_id="u")) == 2
+    assert store.index_info("u").vectors == 2
     deleted = store.delete(gone.id, reason="wrong")
     assert deleted.id == gone.id and deleted.content == "Allergic to shellfish"
-    assert store._sync.index.size("u") == 1  # removed from the index at once
+    assert store.index_info("u").vectors == 1  # removed from the loaded partition at once
     assert contents(store.search("Allergic to shellfish", user_id="u", k=5)) == [
         "Allergic to peanuts"]
     with pytest.raises(MemoryNotFoundError):
@@ -151,10 +153,11 @@ def test_forget_user_erases_everything_of_that_user_only(store: MemoryStore) -> 
     gone = store.add_many(["secret one", "secret two"], user_id="leaver")
     store.supersede(gone[0].id, "secret three")
     kept = store.add("stays", user_id="stayer")
+    assert store.search("secret", user_id="leaver") and store.index_info("leaver").vectors == 3
     assert store.forget_user("leaver") == 3
     assert store.users() == ["stayer"] and store.count("leaver", include_superseded=True) == 0
     assert store.search("secret", user_id="leaver") == []
-    assert store._sync.index is not None and store._sync.index.size("leaver") == 0
+    assert store.index_info("leaver").users_loaded == 0
     for m in gone:
         with pytest.raises(MemoryNotFoundError):
             store.history(m.id)
@@ -213,15 +216,14 @@ def test_apply_with_one_bad_op_writes_nothing(store: MemoryStore, bad_op: object
     ids = {"OWNED_BY_OTHER": other.id, "ALREADY_SUPERSEDED": old.id, "OWN": own.id}
     if hasattr(bad_op, "memory_id") and bad_op.memory_id in ids:  # type: ignore[attr-defined]
         bad_op = bad_op.model_copy(update={"memory_id": ids[bad_op.memory_id]})  # type: ignore
-    snapshot = store._sync.index.snapshot() if store._sync.index else {}
+    assert index_mismatches(store) == []  # loads both users' partitions
     before = db_fingerprint(store)
     with pytest.raises((InvalidInputError, MemoryNotFoundError)):
         store.apply([AddOp(content="a brand new fact"), UpdateOp(memory_id=own.id,
                                                                  content="changed"),
                      DeleteOp(memory_id=old.id), bad_op], user_id="u")  # type: ignore[list-item]
     assert db_fingerprint(store) == before
-    assert store._sync.index is not None and store._sync.index.snapshot().keys() == (
-        snapshot.keys())
+    assert store.index_info().vectors == 4 and index_mismatches(store) == []
 
 
 def test_apply_admin_scope_edits_any_user_but_cannot_add(store: MemoryStore) -> None:
@@ -305,7 +307,6 @@ def test_context_managers_and_closed_store(store_url: str, tmp_path: Path) -> No
     with MemoryStore(store_url, embeddings=HashEmbeddings(),
                      index_path=tmp_path / "cm.lpm") as s:
         s.add("inside the with block", user_id="u")
-    assert (tmp_path / "cm.lpm").exists()  # saved on close
     with pytest.raises(InvalidInputError, match="closed"):
         s.add("after close", user_id="u")
     with pytest.raises(InvalidInputError, match="closed"):
@@ -372,7 +373,9 @@ def test_stats(store: MemoryStore) -> None:
     store.add("three", user_id="b")
     stats = store.stats()
     assert (stats["memories"], stats["superseded"], stats["users"]) == (2, 1, 2)
-    assert stats["history_events"] == 4 and stats["indexed_vectors"] == 3
+    assert stats["history_events"] == 4 and stats["indexed_vectors"] == 0  # none searched
+    store.search("one", user_id="a", include_superseded=True)
+    assert store.stats()["indexed_vectors"] == 2 and store.stats()["users_loaded"] == 1
     assert stats["dimension"] == 64 and stats["embedding_model"] == store.model_name
 
 

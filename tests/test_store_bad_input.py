@@ -27,6 +27,7 @@ from langchain_persistent_memory import (
     SupersedeOp,
     UpdateOp,
 )
+from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
 from tests.support.pg_schema import fresh_schema
 from tests.support.snapshots import db_fingerprint
@@ -205,13 +206,14 @@ def test_bad_input_raises_typed_error_and_changes_nothing(seeded: Seeded, case: 
     embeddings = seeded.store.embeddings
     assert isinstance(embeddings, HashEmbeddings)
     before = db_fingerprint(seeded.store)
-    index_before = seeded.store._sync.index.snapshot().keys()  # type: ignore[union-attr]
+    assert index_mismatches(seeded.store) == []  # loads every user's partition
+    loaded = seeded.store.index_info()
     calls = len(embeddings.calls)
     with pytest.raises(error) as info:
         call(seeded)
     assert isinstance(info.value, PersistentMemoryError)  # one root for every error
     assert db_fingerprint(seeded.store) == before
-    assert seeded.store._sync.index.snapshot().keys() == index_before  # type: ignore
+    assert seeded.store.index_info() == loaded and index_mismatches(seeded.store) == []
     if case not in FOUND_IN_SQL:
         assert len(embeddings.calls) == calls, "rejected only after calling the model"
 

@@ -1,8 +1,8 @@
 """The store's fast paths give the same answers as the general ones.
 
-Partitions are compacted in place, the index file is read in chunks into FAISS, search
-rows are read with a raw SQLite cursor, and a search skips the change log when
-``PRAGMA data_version`` says nothing was committed: each is checked against a plain model.
+Partitions are compacted in place and updated by a process's own writes, search rows are
+read with raw driver cursors, and freshness is one version lookup per search: each is
+checked against a plain model or the general path.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -17,154 +18,91 @@ import pytest
 from sqlalchemy import select
 
 from langchain_persistent_memory import MemoryStore
-from langchain_persistent_memory.store.index import PartitionedIndex
-from langchain_persistent_memory.store.index_file import (
-    IndexFileError,
-    read_index_file,
-    write_index_file,
-)
+from langchain_persistent_memory.store.partitions import UserPartition
+from langchain_persistent_memory.store.reader import LoadedRow, Reader
 from langchain_persistent_memory.store.rows import MEMORY_COLUMNS, row_to_memory
 from langchain_persistent_memory.store.schema import memories
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
 
 DIM = 8
+WHEN = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
-def _exact(model: dict[int, tuple[str, bool, np.ndarray]], user: str, q: np.ndarray,
-           k: int) -> list[int]:
-    mine = [(pk, float(v @ q)) for pk, (u, cur, v) in model.items() if u == user and cur]
+def _rows(pks: list[int], current: bool, vecs: np.ndarray) -> list[LoadedRow]:
+    return [(pk, None, f"memory {pk}", WHEN, 0.5, current, f"h{pk}", v)
+            for pk, v in zip(pks, vecs)]
+
+
+def _exact(model: dict[int, tuple[bool, np.ndarray]], q: np.ndarray, k: int) -> list[int]:
+    mine = [(pk, float(v @ q)) for pk, (cur, v) in model.items() if cur]
     return [pk for pk, _ in sorted(mine, key=lambda h: (-h[1], -h[0]))[:k]]
 
 
-def test_random_upserts_moves_and_removals_match_a_plain_model(tmp_path: Path) -> None:
+def _dense(part: UserPartition, q: np.ndarray, k: int, superseded: bool = False,
+           allowed: np.ndarray | None = None) -> list[int]:
+    return [pk for pk, _ in part.view(superseded, allowed).dense(q, k)]
+
+
+def test_random_upserts_moves_and_removals_match_a_plain_model() -> None:
     rng = np.random.default_rng(1)
-    index = PartitionedIndex(DIM)
-    model: dict[int, tuple[str, bool, np.ndarray]] = {}
-    users = ["a", "b", "c"]
+    part = UserPartition("u", 1, DIM)
+    model: dict[int, tuple[bool, np.ndarray]] = {}
     for step in range(400):
-        action = rng.integers(0, 4)
-        if action <= 1 or not model:  # add a small batch
-            pks = rng.integers(1, 300, size=int(rng.integers(1, 6)))
-            pks = np.unique(pks)
-            user, cur = users[int(rng.integers(0, 3))], bool(rng.integers(0, 4))
+        if rng.integers(0, 3) <= 1 or not model:  # add or move a small batch
+            pks = np.unique(rng.integers(1, 300, size=int(rng.integers(1, 6)))).tolist()
+            cur = bool(rng.integers(0, 4))
             vecs = rng.standard_normal((len(pks), DIM)).astype(np.float32)
-            index.upsert(user, cur, pks, vecs)
-            for pk, v in zip(pks.tolist(), vecs):
-                model[pk] = (user, cur, v)
-        elif action == 2:  # remove some, present or not
+            part.upsert(_rows(pks, cur, vecs))
+            model.update((pk, (cur, v)) for pk, v in zip(pks, vecs))
+        else:  # remove some, present or not
             gone = rng.choice([*list(model), 999], size=min(3, len(model)), replace=False)
-            index.remove(gone.tolist())
+            part.remove(gone.tolist())
             for pk in gone.tolist():
                 model.pop(pk, None)
-        else:
-            index.purge_user("c")
-            model = {pk: e for pk, e in model.items() if e[0] != "c"}
         if step % 50 == 0:
-            snap = index.snapshot()
+            snap = part.snapshot()
             assert set(snap) == set(model)
-            for pk, (u, cur, v) in model.items():
-                assert snap[pk][:2] == (u, cur) and np.array_equal(snap[pk][2], v)
-    q = rng.standard_normal(DIM).astype(np.float32)
-    for user in users:
-        got = [pk for pk, _ in index.search(user, q, 5, include_superseded=False)]
-        assert got == _exact(model, user, q, 5)
-    assert index.size() == len(model)
-
-    path = tmp_path / "x.lpm"
-    index.watermark = 42
-    write_index_file(index, path, model="m")
-    loaded = read_index_file(path).index
-    assert loaded.watermark == 42
-    assert set(loaded.snapshot()) == set(model)
-    # A loaded partition must still grow and shrink.
-    some_user = next(u for u, cur, _ in model.values() if cur)
-    loaded.upsert(some_user, True, np.array([1000]), np.ones((1, DIM), np.float32))
-    loaded.remove([1000, *list(model)[:2]])
-    expected = {pk: e for pk, e in model.items() if pk not in list(model)[:2]}
-    assert set(loaded.snapshot()) == set(expected)
+            for pk, (cur, v) in model.items():
+                assert snap[pk][0] == cur and np.array_equal(snap[pk][1], v)
+        q = rng.standard_normal(DIM).astype(np.float32)
+        assert _dense(part, q, 5) == _exact(model, q, 5)
+    assert part.size() == len(model)
 
 
 def test_search_with_allowed_and_superseded_partitions() -> None:
-    index = PartitionedIndex(2)
-    index.upsert("u", True, np.array([1, 2, 3]),
-                 np.array([[1, 0], [0.9, 0.1], [0, 1]], dtype=np.float32))
-    index.upsert("u", False, np.array([4]), np.array([[1, 0]], dtype=np.float32))
+    part = UserPartition("u", 1, 2)
+    part.upsert(_rows([1, 2, 3], True, np.array([[1, 0], [0.9, 0.1], [0, 1]], np.float32)))
+    part.upsert(_rows([4], False, np.array([[1, 0]], dtype=np.float32)))
     q = np.array([1, 0], dtype=np.float32)
-    assert [pk for pk, _ in index.search("u", q, 2, include_superseded=False)] == [1, 2]
-    assert [pk for pk, _ in index.search("u", q, 2, include_superseded=True)] == [4, 1]
-    assert [pk for pk, _ in index.search("u", q, 5, include_superseded=False,
-                                         allowed=np.array([3, 2]))] == [2, 3]
-    assert index.search("nobody", q, 3, include_superseded=True) == []
+    assert _dense(part, q, 2) == [1, 2]
+    assert _dense(part, q, 2, superseded=True) == [4, 1]
+    assert _dense(part, q, 5, allowed=np.array([3, 2])) == [2, 3]
+    assert part.view(False, None).keyword("4", 5) == {}  # superseded: not seen
+    assert list(part.view(True, None).keyword("4", 5)) == [4]
 
 
 def test_equal_scores_rank_the_newer_memory_first() -> None:
-    index = PartitionedIndex(2)
+    part = UserPartition("u", 1, 2)
     same = np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (6, 1))
-    index.upsert("u", True, np.array([3, 9, 1, 7, 5, 2]), same)
-    index.upsert("u", False, np.array([8]), same[:1])
+    part.upsert(_rows([3, 9, 1, 7, 5, 2], True, same))
+    part.upsert(_rows([8], False, same[:1]))
     q = np.array([0.6, 0.8], dtype=np.float32)
-    assert [pk for pk, _ in index.search("u", q, 6, include_superseded=False)] == \
-        [9, 7, 5, 3, 2, 1]
-    assert [pk for pk, _ in index.search("u", q, 3, include_superseded=True)] == [9, 8, 7]
-
-
-def _storage_address(index: PartitionedIndex, key: tuple[str, bool]) -> int:
-    vectors = index._parts[key].vectors()
-    return int(vectors.__array_interface__["data"][0])
+    assert _dense(part, q, 6) == [9, 7, 5, 3, 2, 1]
+    assert _dense(part, q, 3, superseded=True) == [9, 8, 7]
 
 
 def test_a_bulk_filled_partition_takes_new_vectors_without_moving() -> None:
     """A partition made from a batch keeps headroom: the next adds stay in place (moving
     100 vectors into fresh memory cost a single add ~100 us at 1M memories)."""
-    index = PartitionedIndex(DIM)
+    part = UserPartition("u", 1, DIM)
     rng = np.random.default_rng(5)
-    index.upsert("u", True, np.arange(1, 101), rng.standard_normal((100, DIM), np.float32))
-    before = _storage_address(index, ("u", True))
+    part.upsert(_rows(list(range(1, 101)), True, rng.standard_normal((100, DIM), np.float32)))
+    before = part.current.vectors().__array_interface__["data"][0]
     for pk in range(101, 105):
-        index.upsert("u", True, np.array([pk]), rng.standard_normal((1, DIM), np.float32))
-    assert _storage_address(index, ("u", True)) == before
-    assert index.size("u") == 104
-
-
-def test_index_file_is_read_back_across_many_small_chunks(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from langchain_persistent_memory.store import index_file
-
-    rng = np.random.default_rng(2)
-    index = PartitionedIndex(DIM)
-    pk = 1
-    for user, count in [("a", 3), ("b", 1), ("c", 40), ("d", 2), ("e", 7)]:
-        for current in (True, False):
-            pks = np.arange(pk, pk + count)
-            pk += count
-            index.upsert(user, current, pks, rng.standard_normal((count, DIM), np.float32))
-    path = tmp_path / "x.lpm"
-    write_index_file(index, path, model="m")
-    monkeypatch.setattr(index_file, "_READ_CHUNK", 5 * DIM * 4)  # 5 rows; "c" is larger
-    loaded = read_index_file(path).index
-    expected, got = index.snapshot(), loaded.snapshot()
-    assert set(got) == set(expected)
-    for key, (user, current, vec) in expected.items():
-        assert got[key][:2] == (user, current) and np.array_equal(got[key][2], vec)
-
-
-@pytest.mark.parametrize("damage", ["flip_vector_byte", "truncate", "flip_id_byte"])
-def test_damaged_index_file_is_refused(tmp_path: Path, damage: str) -> None:
-    index = PartitionedIndex(DIM)
-    index.upsert("a", True, np.arange(1, 21), np.ones((20, DIM), np.float32))
-    path = tmp_path / "x.lpm"
-    write_index_file(index, path, model="m")
-    data = bytearray(path.read_bytes())
-    if damage == "truncate":
-        data = data[:-5]
-    elif damage == "flip_vector_byte":
-        data[-7] ^= 0x40
-    else:
-        data[len(data) - 20 * DIM * 4 - 3] ^= 0x01  # inside the id block
-    path.write_bytes(bytes(data))
-    with pytest.raises(IndexFileError):
-        read_index_file(path)
+        part.upsert(_rows([pk], True, rng.standard_normal((1, DIM), np.float32)))
+    assert part.current.vectors().__array_interface__["data"][0] == before
+    assert part.size() == 104
 
 
 def test_raw_search_rows_equal_sqlalchemy_rows(tmp_path: Path) -> None:
@@ -176,10 +114,13 @@ def test_raw_search_rows_equal_sqlalchemy_rows(tmp_path: Path) -> None:
         with s.engine.connect() as conn:
             rows = conn.execute(select(*MEMORY_COLUMNS)).all()
         general = {r.pk: row_to_memory(r) for r in rows}
-        assert s._sync.reader is not None
-        fast = s._memories_by_pk("u", list(general))
-        assert fast == general  # every field, aware datetimes and parsed metadata included
-        assert s._memories_by_pk("someone-else", list(general)) == {}
+        reader = Reader(s.engine)
+        try:
+            fast = reader.memories("u", list(general))
+            assert fast == general  # every field, aware datetimes and parsed metadata
+            assert reader.memories("someone-else", list(general)) == {}
+        finally:
+            reader.close()
 
 
 def test_a_commit_by_another_store_is_seen_by_the_next_search(tmp_path: Path) -> None:
@@ -190,16 +131,14 @@ def test_a_commit_by_another_store_is_seen_by_the_next_search(tmp_path: Path) ->
         a.add("green tea every morning", user_id="u")
         assert [h.memory.content for h in b.search_by_vector(
             b.embed_query("green tea"), user_id="u")] == ["green tea every morning"]
-        assert b._sync.catch_up() == 0  # nothing new: answered by data_version alone
+        version = b.index_info("u")
         m = a.add("black coffee at night", user_id="u")
         a.delete(m.id, user_id="u")
         b.add("tea with lemon", user_id="u")  # b's own write, applied directly
         hits = b.search_by_vector(b.embed_query("coffee tea"), user_id="u", k=5)
         assert sorted(h.memory.content for h in hits) == ["green tea every morning",
                                                          "tea with lemon"]
-        with b.engine.connect() as conn:
-            pks = {r[0] for r in conn.execute(select(memories.c.pk))}
-        assert set(b._sync.index.snapshot()) == pks
+        assert version.vectors == 1 and index_mismatches(b) == []
 
 
 def test_large_partitions_search_through_an_ivf_index_kept_in_step(
@@ -213,25 +152,21 @@ def test_large_partitions_search_through_an_ivf_index_kept_in_step(
     centroids = rng.standard_normal((10, DIM)).astype(np.float32)
     vecs = centroids[rng.integers(0, 10, 2000)] + 0.3 * rng.standard_normal((2000, DIM))
     vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
-    index = PartitionedIndex(DIM)
-    index.upsert("big", True, np.arange(1, 2001), vecs)
-    model = {pk: ("big", True, v) for pk, v in zip(range(1, 2001), vecs)}
+    part = UserPartition("big", 1, DIM)
+    part.upsert(_rows(list(range(1, 2001)), True, vecs))
+    model = {pk: (True, v) for pk, v in zip(range(1, 2001), vecs)}
     queries = centroids[:5] + 0.3 * rng.standard_normal((5, DIM)).astype(np.float32)
-    recall = np.mean([len({pk for pk, _ in index.search("big", q, 10, include_superseded=False)}
-                          & set(_exact(model, "big", q, 10))) / 10 for q in queries])
+    recall = np.mean([len(set(_dense(part, q, 10)) & set(_exact(model, q, 10))) / 10
+                      for q in queries])
     assert recall >= 0.9
     # Removals and additions after the IVF was built are searched like the exact scan.
-    best = index.search("big", queries[0], 1, include_superseded=False)[0][0]
-    index.remove([best])
-    assert best not in {pk for pk, _ in index.search("big", queries[0], 10,
-                                                     include_superseded=False)}
-    index.upsert("big", True, np.array([5000]), queries[:1] / np.linalg.norm(queries[0]))
-    assert index.search("big", queries[0], 1, include_superseded=False)[0][0] == 5000
+    best = _dense(part, queries[0], 1)[0]
+    part.remove([best])
+    assert best not in _dense(part, queries[0], 10)
+    part.upsert(_rows([5000], True, queries[:1] / np.linalg.norm(queries[0])))
+    assert _dense(part, queries[0], 1) == [5000]
     # A filtered search stays exact.
-    allowed = np.array([7, 8, 9])
-    got = [pk for pk, _ in index.search("big", queries[1], 3, include_superseded=False,
-                                        allowed=allowed)]
-    assert sorted(got) == [7, 8, 9]
+    assert sorted(_dense(part, queries[1], 3, allowed=np.array([7, 8, 9]))) == [7, 8, 9]
 
 
 def test_batched_sqlite_inserts_name_every_row_right(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""Persistence: reopen in a new process, index recovery from SQL, several processes, schema.
+"""Persistence: reopen in a new process, partitions from SQL, several processes, schema.
 
 Why: "survives restarts" is the product. Each test crosses a real process or file boundary:
-a fresh Python process reads what the first one wrote, a damaged index file is rebuilt from
-SQL without one model call, and two live processes see each other's writes.
+a fresh Python process reads what the first one wrote (its partitions built from the
+vectors in SQL without one model call), and live processes see each other's writes.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from langchain_persistent_memory import MemoryStore, SchemaVersionError
-from langchain_persistent_memory.store.index_file import read_index_file
 from langchain_persistent_memory.store.schema import SCHEMA_VERSION, read_meta, write_meta
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
@@ -78,97 +75,48 @@ def test_reopen_in_a_new_process_sees_everything(store_url: str, tmp_path: Path)
                                  "queries": QUERIES}))
     assert seen["users"] == expected["users"]  # every field and every history event
     assert seen["search"] == expected["search"] and all(seen["search"])
-    assert seen["rebuilt"] is False  # the saved index was trusted
-    assert seen["index_mismatches"] == []  # and it equals the vectors in SQL
+    assert seen["loaded_at_open"] == 0  # opening reads no partition
+    assert seen["index_mismatches"] == []  # each one loaded equals the vectors in SQL
     assert seen["texts_embedded_besides_queries"] == 0
 
 
-def _delete(path: Path) -> None:
-    path.unlink()
-
-
-def _truncate(path: Path) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-
-
-def _flip_bytes(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    for i in range(len(data) - 200, len(data) - 100):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def _garbage(path: Path) -> None:
-    path.write_bytes(b"this is not an index file at all")
-
-
-def _empty(path: Path) -> None:
-    path.write_bytes(b"")
-
-
-DAMAGE: dict[str, Callable[[Path], None]] = {
-    "deleted": _delete, "truncated": _truncate, "corrupted": _flip_bytes,
-    "garbage": _garbage, "empty": _empty,
-}
-
-
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_damaged_index_is_rebuilt_from_sql_without_the_model(damage: str,
-                                                             tmp_path: Path) -> None:
-    url, index = f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "index.lpm"
-    with open_store(url, index) as store:
-        populate(store)
-        expected = dump(store, QUERIES)
-    DAMAGE[damage](index)
-    counting = HashEmbeddings()
-    with open_store(url, index, counting) as store:
-        assert store._sync.rebuilt_on_open
-        assert index_mismatches(store) == []
-        assert counting.calls == []  # rebuilt from vectors stored in SQL
-        assert dump(store, QUERIES) == {**expected, "rebuilt": True}  # mismatches: []
-        assert counting.texts_embedded == len(QUERIES)  # only the queries
-    assert index.stat().st_size > 100  # a good index was saved again
-
-
-def test_index_recovery_on_both_backends(store_url: str, tmp_path: Path) -> None:
+def test_partitions_load_from_sql_on_demand_without_the_model(store_url: str,
+                                                              tmp_path: Path) -> None:
     index = tmp_path / "index.lpm"
     with open_store(store_url, index) as store:
         populate(store)
         expected = dump(store, QUERIES)
-    for damage in (_delete, _flip_bytes):
-        damage(index)
-        counting = HashEmbeddings()
-        with open_store(store_url, index, counting) as store:
-            assert store._sync.rebuilt_on_open and counting.calls == []
-            assert index_mismatches(store) == []
-            assert dump(store, QUERIES)["search"] == expected["search"]
-
-
-def test_stale_index_file_is_caught_up_not_rebuilt(tmp_path: Path) -> None:
-    url, index = f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "index.lpm"
-    with open_store(url, index) as store:
-        populate(store)
-    shutil.copy(index, tmp_path / "old.lpm")
-    with open_store(url, index) as store:
-        bob = store.list("bob")
-        for m in bob[:5]:
-            store.delete(m.id)
-        store.supersede(bob[5].id, "Bob now prefers blues")
-        store.add("Carol is new", user_id="carol")
-        store.forget_user("alice")
-        expected = dump(store, QUERIES)
-    shutil.copy(tmp_path / "old.lpm", index)  # an index from before all that
     counting = HashEmbeddings()
-    with open_store(url, index, counting) as store:
-        assert not store._sync.rebuilt_on_open
-        assert index_mismatches(store) == [] and counting.calls == []
-        assert dump(store, QUERIES)["users"] == expected["users"]
-        assert store.search("Porto", user_id="alice") == []
+    with open_store(store_url, index, counting) as store:
+        assert store.index_info().users_loaded == 0  # opening reads nothing
+        assert dump(store, QUERIES) == expected
+        assert counting.texts_embedded == len(QUERIES)  # only the queries
+        assert store.index_info().users_loaded == 2 and not index.exists()
 
 
-def test_index_from_the_future_is_not_trusted(tmp_path: Path) -> None:
-    """A database restored from an older backup next to a newer index file."""
+def test_a_loaded_partition_follows_another_process_s_writes(tmp_path: Path) -> None:
+    """Deletes, a supersession, a new user and a forgotten one, written by another store
+    after this one loaded its partitions: each next search sees them."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with open_store(url, tmp_path / "a") as store:
+        populate(store)
+    with open_store(url, tmp_path / "a") as reader, open_store(url, tmp_path / "b") as writer:
+        dump(reader, QUERIES)  # loads alice's and bob's partitions
+        bob = writer.list("bob")
+        for m in bob[:5]:
+            writer.delete(m.id)
+        writer.supersede(bob[5].id, "Bob now prefers blues")
+        writer.add("Carol is new", user_id="carol")
+        writer.forget_user("alice")
+        assert dump(reader, QUERIES) == dump(writer, QUERIES)
+        assert reader.search("Porto", user_id="alice") == []
+        assert reader.search("blues", user_id="bob", k=1)[0].memory.content == (
+            "Bob now prefers blues")
+        assert index_mismatches(reader) == []
+
+
+def test_a_restored_backup_is_searched_as_restored(tmp_path: Path) -> None:
+    """A database restored from an older backup: nothing derived outlives it."""
     db, index = tmp_path / "m.db", tmp_path / "index.lpm"
     url = f"sqlite:///{db}"
     with open_store(url, index) as store:
@@ -178,7 +126,6 @@ def test_index_from_the_future_is_not_trusted(tmp_path: Path) -> None:
         store.add("lost with the restore", user_id="u")
     shutil.copy(tmp_path / "backup.db", db)
     with open_store(url, index) as store:
-        assert store._sync.rebuilt_on_open
         assert [h.memory.content for h in store.search("kept lost", user_id="u", k=5)] == [
             "kept in the backup"]
         assert index_mismatches(store) == []
@@ -251,7 +198,7 @@ def test_a_version_2_database_is_upgraded_in_place(store_url: str, tmp_path: Pat
         assert "ix_lpm_memories_user_hash" in names
         assert not names & {"ix_lpm_memories_user", "ix_lpm_memories_hash"}
         with store.engine.connect() as conn:
-            assert read_meta(conn)["schema_version"] == str(SCHEMA_VERSION) == "3"
+            assert read_meta(conn)["schema_version"] == str(SCHEMA_VERSION) == "4"
         again = store.add("Alice keeps bees", user_id="alice", category="hobby")
         assert again.id == kept.id  # the duplicate is found through the new index
         assert store.add("Alice keeps bees", user_id="alice", agent_id="garden").id != kept.id
@@ -279,36 +226,8 @@ def test_identical_text_of_another_user_is_embedded_again_after_a_restart(
         assert embeddings.calls == [["Prefers dark mode"]]
 
 
-def test_in_memory_sqlite_and_autosave(tmp_path: Path) -> None:
+def test_in_memory_sqlite(tmp_path: Path) -> None:
     with MemoryStore("sqlite://", embeddings=HashEmbeddings()) as store:
         assert store.index_path is None
         store.add("lives only in memory", user_id="u")
         assert store.search("memory", user_id="u")[0].memory.content == "lives only in memory"
-    index = tmp_path / "auto.lpm"
-    store = MemoryStore(f"sqlite:///{tmp_path / 'a.db'}", embeddings=HashEmbeddings(),
-                        index_path=index, autosave_every=3)
-    try:
-        store.add_many(["one", "two"], user_id="u")
-        assert not index.exists()
-        store.add("three", user_id="u")
-        assert index.exists()  # saved without waiting for close
-    finally:
-        store.close()
-
-
-def test_autosave_rewrites_the_index_each_time_it_doubles(tmp_path: Path) -> None:
-    """Bulk ingest must not rewrite the whole file every few percent of growth, and a
-    crash must never have more than half the index to replay."""
-    index = tmp_path / "grow.lpm"
-    saved_sizes: list[int] = []
-    with MemoryStore(f"sqlite:///{tmp_path / 'g.db'}", embeddings=HashEmbeddings(),
-                     index_path=index, autosave_every=1) as store:
-        for i in range(64):
-            store.add(f"fact number {i}", user_id="u")
-            size = read_index_file(index).index.size() if index.exists() else 0
-            if not saved_sizes or size != saved_sizes[-1]:
-                saved_sizes.append(size)
-            assert (i + 1) - size <= max(1, (i + 1) // 2)  # unsaved: at most half
-    # Each save is at about twice the size of the previous one (1, 2, 3, 5, 9, 17, 33).
-    assert all(b >= 2 * a - 1 for a, b in pairwise(saved_sizes[1:])), saved_sizes
-    assert saved_sizes[-1] >= 32 and len(saved_sizes) <= 8, saved_sizes

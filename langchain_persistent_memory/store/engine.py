@@ -1,8 +1,9 @@
 """Database connections: SQLite tuned for an embedded store, PostgreSQL for shared ones.
 
-Write transactions go through :func:`write_transaction`, which serialises writers the way
-each backend needs so that change-log sequence numbers commit in order (the index relies on
-it), and retries with backoff when the database says it is busy.
+Write transactions go through :func:`run_write`, which retries with backoff when the
+database says it is busy. SQLite serialises writers itself (``BEGIN IMMEDIATE``); on
+PostgreSQL a write locks only the rows it touches, its user's version row first (see
+``writes``), so writes of different users never wait on each other.
 """
 
 from __future__ import annotations
@@ -12,22 +13,19 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["KeptConnection", "SqliteReader", "create_store_engine", "dispose_quietly",
-           "is_sqlite", "kept_connection", "read_transaction", "run_write", "sqlite_path",
-           "sqlite_reader"]
+__all__ = ["KeptConnection", "create_store_engine", "dispose_quietly", "is_sqlite",
+           "kept_connection", "read_transaction", "run_write", "sqlite_path"]
 
-# Any constant works: it names the lock that orders change-log appends on PostgreSQL.
-_PG_WRITE_LOCK = 7_305_114_001
 _RETRIES = 8
 T = TypeVar("T")
 
@@ -183,9 +181,6 @@ def run_write(engine: Engine, body: Callable[[Connection], T], *,
                 if is_sqlite(engine):
                     conn.info["lpm_begin"] = "IMMEDIATE"
                 with conn.begin():
-                    if not is_sqlite(engine):
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
-                                     {"k": _PG_WRITE_LOCK})
                     return body(conn)
         except OperationalError as exc:
             if not _is_busy(exc) or attempt == _RETRIES - 1:
@@ -236,45 +231,6 @@ def kept_connection(engine: Engine) -> KeptConnection | None:
 def _is_sqlite_file(engine: Engine) -> bool:
     return is_sqlite(engine) and engine.url.database not in (None, "", ":memory:") \
         and not str(engine.url.database).startswith("file::memory:")
-
-
-_READER_MMAP_BYTES = 1 << 31  # SQLite caps it at its compile-time maximum (2 GB by default)
-
-
-class SqliteReader:
-    """One dedicated connection to a SQLite file for the hottest reads.
-
-    ``PRAGMA data_version`` on it changes only when another connection (any process)
-    commits, so "has anything changed since I last looked?" costs one tiny statement
-    instead of a pooled, begun and rolled-back SQLAlchemy query per search.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._conn = engine.raw_connection()  # gets the WAL/busy-timeout connect settings
-        # Search hits are rows of random users, mostly outside the page cache: through a
-        # memory map they are read from the OS page cache without a read() call each.
-        self._cursor = self._conn.cursor()  # one, reused: the lock serialises its users
-        self._cursor.execute(f"PRAGMA mmap_size={_READER_MMAP_BYTES}")
-        self._lock = threading.Lock()
-
-    def data_version(self) -> int:
-        with self._lock:
-            return int(self._cursor.execute("PRAGMA data_version").fetchone()[0])
-
-    def fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        """One autocommit SELECT (a single statement sees one consistent snapshot)."""
-        with self._lock:
-            return self._cursor.execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        with self._lock, contextlib.suppress(Exception):
-            self._conn.close()
-
-
-def sqlite_reader(engine: Engine) -> SqliteReader | None:
-    """A reader for SQLite files; None for in-memory SQLite (one shared connection) and
-    other backends, which keep the general path."""
-    return SqliteReader(engine) if _is_sqlite_file(engine) else None
 
 
 @contextmanager

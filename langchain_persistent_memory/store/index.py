@@ -1,26 +1,19 @@
-"""The vector index: one FAISS partition per (user, current/superseded).
+"""The vectors of one user's memories: a FAISS flat index, plus an IVF one when large.
 
-Each partition is a FAISS ``IndexFlatIP`` (exact inner product, which is cosine on the
-store's unit vectors); a partition of more than ``APPROX_MIN_VECTORS`` vectors is also
-served by a FAISS ``IndexIVFFlat`` for approximate search. A search only ever touches the
-partitions of one user, so another user's vectors can neither be returned nor crowd out the
-user's own.
-
-The index is derived data: :mod:`.index_file` saves and loads it, :mod:`.sync` keeps it
-equal to SQL. The embedding model is never called here.
+Each :class:`VectorPartition` is a FAISS ``IndexFlatIP`` (exact inner product, which is
+cosine on the store's unit vectors); one of more than ``APPROX_MIN_VECTORS`` vectors is also
+served by a FAISS ``IndexIVFFlat`` for approximate search. A user's partition
+(:mod:`.partitions`) holds two, current and superseded memories; a search only ever
+touches one user's, so another user's vectors can neither be returned nor crowd out the
+user's own. Derived data: built from the vectors in SQL, never from the embedding model.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
-
 import faiss
 import numpy as np
 
-__all__ = ["Hit", "PartitionKey", "PartitionedIndex"]
-
-PartitionKey = tuple[str, bool]  # (user_id, is_current)
+__all__ = ["APPROX_MIN_VECTORS", "Hit", "VectorPartition", "best_first"]
 
 # A partition this large (one user with very many memories) is also searched through a
 # FAISS inverted-file index: a scan of 100k vectors costs ~15-40 ms here, the IVF ~1-2 ms
@@ -32,13 +25,13 @@ _MIN_HEADROOM = 4  # rows reserved beyond a new partition's first batch
 Hit = tuple[int, float]  # (pk, cosine)
 
 
-def _rank(hit: Hit) -> tuple[float, int]:
+def best_first(hit: Hit) -> tuple[float, int]:
     """Best first; among equal scores the newer memory (larger pk) first."""
     return -hit[1], -hit[0]
 
 
-class _Partition:
-    """One (user, current) key: its vectors in a FAISS flat index.
+class VectorPartition:
+    """Vectors in a FAISS flat index, addressed by the memories' integer keys.
 
     FAISS numbers a flat index's vectors by position, so ``ids[position]`` is the memory's
     pk. A removal moves tail rows into the holes and truncates the tail: no row shifts,
@@ -47,7 +40,7 @@ class _Partition:
     rebuilt when the partition has doubled since it was trained.
     """
 
-    __slots__ = ("ann", "ann_trained_on", "flat", "ids", "n")
+    __slots__ = ("ann", "ann_trained_on", "flat", "ids", "n", "pos")
 
     def __init__(self, dim: int) -> None:
         self.flat = faiss.IndexFlatIP(dim)
@@ -55,6 +48,7 @@ class _Partition:
         self.n = 0
         self.ann: faiss.IndexIVFFlat | None = None
         self.ann_trained_on = 0
+        self.pos: dict[int, int] = {}  # pk -> row
 
     def vectors(self) -> np.ndarray:
         """A view of FAISS's storage, row ``i`` for ``ids[i]``; valid until the next add."""
@@ -76,6 +70,7 @@ class _Partition:
             ids[:self.n] = self.ids[:self.n]
             self.ids = ids
         self.ids[self.n:need] = pks
+        self.pos.update(zip(pks.tolist(), range(self.n, need)))
         self.flat.add(vectors)
         self.n = need
         if self.ann is not None:
@@ -107,8 +102,11 @@ class _Partition:
         holes = np.flatnonzero(gone[:new_n])
         movers = new_n + np.flatnonzero(~gone[new_n:])
         vecs = self.vectors()
+        for pk in self.ids[:n][gone].tolist():
+            del self.pos[pk]
         self.ids[holes] = self.ids[movers]
         vecs[holes] = vecs[movers]
+        self.pos.update(zip(self.ids[holes].tolist(), holes.tolist()))
         self.flat.remove_ids(faiss.IDSelectorRange(new_n, n))  # truncates: nothing shifts
         self.n = new_n
 
@@ -158,117 +156,19 @@ class _Partition:
         ann.nprobe = _ANN_PROBES
         self.ann, self.ann_trained_on = ann, self.n
 
+    def rows(self, pks: list[int]) -> np.ndarray:
+        """The vectors of these pks (all must be present), as a new matrix."""
+        return self.vectors()[[self.pos[pk] for pk in pks]]
 
-class PartitionedIndex:
-    """Per-user FAISS indexes keyed by the memory's integer primary key.
-
-    Partitioning is structural: a search only ever touches the partitions of one user, so no
-    other user's vectors are scanned, returned or able to crowd out the user's own.
-    Thread-safe: every method takes the instance lock.
-    """
-
-    def __init__(self, dim: int) -> None:
-        self.dim = dim
-        self.watermark = 0
-        self._parts: dict[PartitionKey, _Partition] = {}
-        self._where: dict[int, PartitionKey] = {}
-        self.lock = threading.RLock()
-
-    # ------------------------------------------------------------------ writes
-    def upsert(self, user_id: str, current: bool, pks: np.ndarray, vectors: np.ndarray) -> None:
-        """Place vectors in a partition, moving any pk that was elsewhere."""
-        if len(pks) == 0:
-            return
-        pks = np.ascontiguousarray(pks, dtype=np.int64)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(pks), self.dim)
-        pk_list = pks.tolist()
-        with self.lock:
-            # New pks (ingest, reopen, rebuild) are the common case: one C-level check
-            # instead of a Python loop of dict pops per pk.
-            if not self._where.keys().isdisjoint(pk_list):
-                self.remove(pk_list)
-            key = (user_id, current)
-            part = self._parts.get(key)
-            if part is None:
-                part = self._parts[key] = _Partition(self.dim)
-            part.add(pks, vectors)
-            self._where.update(dict.fromkeys(pk_list, key))
-
-    def remove(self, pks: Iterable[int]) -> None:
-        with self.lock:
-            by_part: dict[PartitionKey, list[int]] = {}
-            for pk in (pks.tolist() if isinstance(pks, np.ndarray) else pks):
-                key = self._where.pop(int(pk), None)
-                if key is not None:
-                    by_part.setdefault(key, []).append(int(pk))
-            for key, ids in by_part.items():
-                part = self._parts[key]
-                part.remove(np.asarray(ids, dtype=np.int64))
-                if part.n == 0:
-                    del self._parts[key]
-
-    def purge_user(self, user_id: str) -> None:
-        with self.lock:
-            for current in (True, False):
-                part = self._parts.pop((user_id, current), None)
-                if part is None:
-                    continue
-                for pk in part.live()[0].tolist():
-                    self._where.pop(pk, None)
-
-    # ------------------------------------------------------------------ reads
-    def search(self, user_id: str, query: np.ndarray, k: int, *, include_superseded: bool,
-               allowed: np.ndarray | None = None) -> list[Hit]:
-        """Exact top-k ``(pk, cosine)`` among the user's vectors, best first (approximate
-        for partitions above ``APPROX_MIN_VECTORS``).
-
-        ``allowed`` restricts the search to those pks (already filtered in SQL).
-        """
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        hits: list[Hit] = []
-        keys = [(user_id, True), (user_id, False)] if include_superseded else [(user_id, True)]
-        # FAISS spreads even a one-query search over OpenMP threads; on a busy machine
-        # waiting for a descheduled one costs milliseconds, more than the search itself.
-        # OpenMP's thread count is per calling thread: no one else is affected.
+    def search_one(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Hit]:
+        """:meth:`search` with FAISS on one thread: on a busy machine waiting for a
+        descheduled OpenMP thread costs milliseconds, more than the search itself (the
+        count is per calling thread: no one else is affected)."""
+        if self.n == 0:
+            return []
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            with self.lock:
-                for key in keys:
-                    part = self._parts.get(key)
-                    if part is None:
-                        continue
-                    hits += part.search(query, k, allowed)
+            return self.search(query, k, allowed)
         finally:
             faiss.omp_set_num_threads(threads)
-        hits.sort(key=_rank)
-        return hits[:k]
-
-    def size(self, user_id: str | None = None) -> int:
-        with self.lock:
-            if user_id is None:
-                return len(self._where)
-            return sum(p.n for key in ((user_id, True), (user_id, False))
-                       if (p := self._parts.get(key)) is not None)
-
-    def user_count(self) -> int:
-        return len(self.user_ids())
-
-    def user_ids(self) -> set[str]:
-        with self.lock:
-            return {u for u, _ in self._parts}
-
-    def partitions(self) -> list[tuple[PartitionKey, np.ndarray, np.ndarray]]:
-        """``(key, pks, vectors)`` of every partition: views, valid while the caller holds
-        :attr:`lock` and writes nothing."""
-        with self.lock:
-            return [(key, *part.live()) for key, part in self._parts.items()]
-
-    def snapshot(self) -> dict[int, tuple[str, bool, np.ndarray]]:
-        """Every indexed vector by pk, for consistency checks and tests."""
-        out: dict[int, tuple[str, bool, np.ndarray]] = {}
-        with self.lock:
-            for (user_id, current), ids, vecs in self.partitions():
-                for pk, vec in zip(ids.tolist(), vecs):
-                    out[pk] = (user_id, current, vec.copy())
-        return out

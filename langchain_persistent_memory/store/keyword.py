@@ -1,41 +1,35 @@
-"""The keyword index beside the vector index: SQLite FTS5 or PostgreSQL full-text search.
+"""Keyword statistics of one user's memories: BM25 over stemmed words and word pairs.
 
-Why the database's own full-text engine: it lives in the same file / server as the rows, so
-every write path keeps it current inside the same transaction without extra code —
-SQLite through triggers on ``lpm_memories`` feeding an external-content FTS5 table (no second
-copy of the text), PostgreSQL through a generated ``tsvector`` column with a GIN index.
-Searches are scoped by ``user_id`` in the same SQL statement, so no other user's memory is
-ever returned. Query text is reduced to plain word tokens OR-ed together, so user input can
-never inject FTS syntax.
+Why per user and in process: a query's common words match some memory of almost every
+user, so a global posting list (FTS5, a tsvector GIN index) made a search cost the whole
+store's postings for those words. Here each user's partition holds its own postings, built
+from the rows in SQL (:mod:`.partitions`), so a search costs that user's data only, and
+SQLite and PostgreSQL rank identically (it is the same Python code on the same rows).
+
+Words are folded (lower case, no diacritics) and stemmed with the Snowball English stemmer
+(PyStemmer); function words are never query terms. Adjacent content-word pairs of a memory
+are indexed too, so a query's "meteor shower" scores a memory with the words side by side
+above one that has them apart. Query text is reduced to plain word tokens, so user input
+has no syntax to inject. No I/O here.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable
 from itertools import pairwise
-from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Float,
-    Select,
-    case,
-    column,
-    func,
-    literal_column,
-    table,
-    text,
-)
+import Stemmer
 
-from .filters import SearchFilters, build_filter_query
-from .schema import memories
+__all__ = ["STOPWORDS", "Analysed", "KeywordIndex", "analyse", "query_phrases", "query_terms"]
 
-__all__ = ["STOPWORDS", "create_keyword_index", "keyword_query", "query_phrases", "query_terms",
-           "scrub_keyword_index"]
-
-FTS_TABLE = "lpm_fts"
-TSV_COLUMN = "content_tsv"
 _MAX_TERMS = 32
+K1 = 1.2  # BM25 term-frequency saturation (the usual value, also FTS5's)
+B = 0.75  # BM25 length normalisation
 
 # Function words carry no topic; dropping them keeps OR-queries from matching everything.
 _STOPWORD_TEXT = """
@@ -49,99 +43,121 @@ _STOPWORD_TEXT = """
     m re ve ll d"""
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
-
-_SQLITE_DDL = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(content, "
-    "content='lpm_memories', content_rowid='pk', tokenize='porter unicode61 remove_diacritics 2')",
-    f"CREATE TRIGGER IF NOT EXISTS lpm_fts_ai AFTER INSERT ON lpm_memories BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.pk, new.content); END",
-    f"CREATE TRIGGER IF NOT EXISTS lpm_fts_ad AFTER DELETE ON lpm_memories BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) VALUES ('delete', old.pk, old.content);"
-    " END",
-    f"CREATE TRIGGER IF NOT EXISTS lpm_fts_au AFTER UPDATE OF content ON lpm_memories BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content) VALUES ('delete', old.pk, old.content);"
-    f" INSERT INTO {FTS_TABLE}(rowid, content) VALUES (new.pk, new.content); END",
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",  # index existing rows
-)
-_PG_DDL = (
-    f"ALTER TABLE lpm_memories ADD COLUMN IF NOT EXISTS {TSV_COLUMN} tsvector "
-    "GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED",
-    f"CREATE INDEX IF NOT EXISTS ix_lpm_memories_tsv ON lpm_memories USING GIN ({TSV_COLUMN})",
-)
+_stemmer = Stemmer.Stemmer("english")
+_stem_lock = threading.Lock()  # a PyStemmer object is not safe to share between threads
 
 
-def create_keyword_index(conn: Connection) -> None:
-    """Schema migration v2: create the keyword index and fill it from existing rows."""
-    statements = _SQLITE_DDL if conn.dialect.name == "sqlite" else _PG_DDL
-    for statement in statements:
-        conn.exec_driver_sql(statement)
+def _words(text: str) -> list[str]:
+    """Lower-cased word tokens without diacritics ("Café" -> "cafe")."""
+    folded = text.lower()
+    if not folded.isascii():
+        folded = "".join(c for c in unicodedata.normalize("NFKD", folded)
+                         if not unicodedata.combining(c))
+    return _TOKEN_RE.findall(folded)
 
 
-def scrub_keyword_index(conn: Connection) -> None:
-    """After a purge: merge FTS5 segments so no token of erased text stays on disk.
+def _stem(words: list[str]) -> list[str]:
+    with _stem_lock:
+        return list(_stemmer.stemWords(words))
 
-    FTS5 marks deleted documents and drops their postings only when segments merge;
-    'optimize' merges everything now (with ``secure_delete`` the freed pages are zeroed).
-    PostgreSQL needs nothing: the tsvector lives in the deleted row itself.
-    """
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")
+
+Analysed = tuple[int, Counter[str]]  # (length in words, term and pair frequencies)
+
+
+def analyse(text: str) -> Analysed:
+    """A memory's length and the frequency of each stemmed content word and word pair."""
+    words = _words(text)
+    stems = _stem(words)
+    content = [w not in STOPWORDS for w in words]
+    counts: Counter[str] = Counter(s for s, keep in zip(stems, content) if keep)
+    counts.update(f"{a} {b}" for (a, b), (ka, kb) in zip(pairwise(stems), pairwise(content))
+                  if ka and kb)
+    return len(words), counts
 
 
 def query_terms(query: str) -> list[str]:
-    """Lower-cased content words of ``query``, de-duplicated, in order (no FTS syntax)."""
-    seen: dict[str, None] = {}
-    for token in _TOKEN_RE.findall(query.lower()):
-        if token not in STOPWORDS and len(seen) < _MAX_TERMS:
-            seen.setdefault(token, None)
-    return list(seen)
+    """Stemmed content words of ``query``, de-duplicated, in order (at most 32)."""
+    words = [w for w in _words(query) if w not in STOPWORDS]
+    return list(dict.fromkeys(_stem(words)))[:_MAX_TERMS]
 
 
-def query_phrases(query: str) -> list[tuple[str, str]]:
-    """Pairs of content words next to each other in ``query`` ("meteor shower"), in order.
+def query_phrases(query: str) -> list[str]:
+    """Stemmed pairs of content words next to each other in ``query`` ("meteor shower").
 
-    Searched as phrases beside the single words, so a memory with the words side by side
-    outscores one that has them apart (measured on LoCoMo: benchmarks/README.md).
+    Scored beside the single words, so a memory with the words side by side outscores one
+    that has them apart (measured on LoCoMo: benchmarks/README.md).
     """
-    tokens = _TOKEN_RE.findall(query.lower())
-    pairs = dict.fromkeys((a, b) for a, b in pairwise(tokens)
-                          if a not in STOPWORDS and b not in STOPWORDS)
-    return list(pairs)[:_MAX_TERMS]
+    words = _words(query)
+    stems = _stem(words)
+    pairs = [f"{stems[i]} {stems[i + 1]}" for i in range(len(words) - 1)
+             if words[i] not in STOPWORDS and words[i + 1] not in STOPWORDS]
+    return list(dict.fromkeys(pairs))[:_MAX_TERMS]
 
 
-def keyword_query(conn: Connection, user_id: str, filters: SearchFilters, terms: list[str],
-                  limit: int, columns: list[Any],
-                  phrases: list[tuple[str, str]] | None = None) -> Select[Any]:
-    """SELECT ``columns`` plus ``kw_score`` (higher is better) of the user's memories
-    matching any of ``terms`` or ``phrases``, best first. They must come from
-    :func:`query_terms` / :func:`query_phrases`; a phrase match adds to the words' score."""
-    base = build_filter_query(user_id, filters, columns=columns)
-    phrases = phrases or []
-    if conn.dialect.name == "sqlite":
-        fts = table(FTS_TABLE, column("rowid"))
-        match = " OR ".join([*('"' + t.replace('"', '""') + '"' for t in terms),
-                             *('"' + " ".join(p).replace('"', '""') + '"' for p in phrases)])
-        score = (-func.bm25(literal_column(FTS_TABLE))).label("kw_score")
-        return (base.add_columns(score)
-                .join(fts, fts.c.rowid == memories.c.pk)
-                .where(text(f"{FTS_TABLE} MATCH :kw_match").bindparams(kw_match=match))
-                .order_by(score.desc()).limit(limit))
-    english = literal_column("'english'::regconfig")
-    tsquery = func.to_tsquery(english, " | ".join(map(_pg_lexeme, terms)))
-    tsv = literal_column(TSV_COLUMN)
-    # Normalisation 1 divides by 1 + log(length): long memories do not win on size alone.
-    score = func.ts_rank(tsv, tsquery, 1, type_=Float)
-    if phrases:
-        # ts_rank ignores the phrase operator, so a phrase match is scored separately.
-        phrased = func.to_tsquery(english, " | ".join(
-            f"({_pg_lexeme(a)} <-> {_pg_lexeme(b)})" for a, b in phrases))
-        score = score + case((tsv.op("@@")(phrased), func.ts_rank(tsv, phrased, 1,
-                                                                  type_=Float)), else_=0.0)
-    score = score.label("kw_score")
-    return (base.add_columns(score).where(tsv.op("@@")(tsquery))
-            .order_by(score.desc()).limit(limit))
+class KeywordIndex:
+    """BM25 postings of one user's memories, keyed by the memory's integer key.
 
+    Statistics (document count, average length, document frequency) cover every memory of
+    the partition, so a filter never changes how a word is weighted.
+    """
 
-def _pg_lexeme(term: str) -> str:
-    """Quote a word for ``to_tsquery`` so it is taken literally (stemmed, never parsed)."""
-    return "'" + term.replace("'", "''").replace("\\", "\\\\") + "'"
+    __slots__ = ("_docs", "_postings", "_total_length")
+
+    def __init__(self) -> None:
+        self._postings: dict[str, dict[int, int]] = {}
+        self._docs: dict[int, tuple[int, tuple[str, ...]]] = {}  # pk -> (length, terms)
+        self._total_length = 0
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def add(self, pk: int, analysed: Analysed) -> None:
+        if pk in self._docs:
+            self.remove([pk])
+        length, counts = analysed
+        self._docs[pk] = (length, tuple(counts))
+        self._total_length += length
+        for term, tf in counts.items():
+            self._postings.setdefault(term, {})[pk] = tf
+
+    def remove(self, pks: Iterable[int]) -> None:
+        for pk in pks:
+            doc = self._docs.pop(pk, None)
+            if doc is None:
+                continue
+            self._total_length -= doc[0]
+            for term in doc[1]:
+                posting = self._postings[term]
+                del posting[pk]
+                if not posting:
+                    del self._postings[term]
+
+    def length(self, pk: int) -> int:
+        """The memory's length in words (-1: not held)."""
+        doc = self._docs.get(pk)
+        return -1 if doc is None else doc[0]
+
+    def postings_count(self) -> int:
+        """Entries held (for the partition's memory estimate)."""
+        return sum(len(doc[1]) for doc in self._docs.values())
+
+    def search(self, terms: list[str], phrases: list[str], limit: int,
+               keep: Callable[[int], bool]) -> dict[int, float]:
+        """BM25 scores (higher is better) of the ``limit`` best memories that match a term
+        or a phrase and pass ``keep``."""
+        n = len(self._docs)
+        if n == 0:
+            return {}
+        avg = max(self._total_length / n, 1.0)
+        scores: dict[int, float] = {}
+        for term in (*terms, *phrases):
+            posting = self._postings.get(term)
+            if not posting:
+                continue
+            idf = math.log(1.0 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
+            docs = self._docs
+            for pk, tf in posting.items():
+                norm = K1 * (1.0 - B + B * docs[pk][0] / avg)
+                scores[pk] = scores.get(pk, 0.0) + idf * tf * (K1 + 1.0) / (tf + norm)
+        ranked = sorted((pk for pk in scores if keep(pk)), key=lambda p: (-scores[p], -p))
+        return {pk: scores[pk] for pk in ranked[:limit]}

@@ -19,17 +19,27 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from sqlalchemy import Column, Connection, LargeBinary, MetaData, String, Table, func, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+)
 from sqlalchemy import delete as sql_delete
 
 from ..errors import EmbeddingMismatchError
-from .embedding import embedding_model_name, normalize_rows
+from .embedding import normalize_rows
 from .engine import run_write
 from .rows import encode_vector
-from .schema import memories, meta, read_meta, write_meta
+from .schema import memories, meta, read_meta, users, write_meta
 
 if TYPE_CHECKING:
-    from .memory_store import MemoryStore
+    from .embedder import Embedder
 
 __all__ = ["Progress", "reembed"]
 
@@ -114,40 +124,38 @@ def _swap(conn: Connection, embedder: _Embedder, target: str) -> int:
         write_meta(conn, "embedding_model", target)
         write_meta(conn, "embedding_dim", str(embedder.dim))
     conn.execute(sql_delete(meta).where(meta.c.key == _TARGET_KEY))
+    conn.execute(users.update().values(version=users.c.version + 1))  # every partition stale
     _scratch.drop(conn)
     conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_HASH_INDEX}")
     return int(updated)
 
 
-def reembed(store: MemoryStore, embeddings: Embeddings | None = None, *,
-            batch_size: int = 256, progress: Progress | None = None) -> tuple[int, int | None]:
+def reembed(engine: Engine, model: Embedder, *, batch_size: int = 256,
+            progress: Progress | None = None) -> tuple[int, int | None]:
     """Re-embed every memory with ``embeddings`` (default: the store's).
 
     Each distinct text is embedded once; batches are committed to a scratch table, then
     swapped in with one transaction. Returns the rows updated and the new dimension (None
     for an empty store); the caller rebuilds its index.
     """
-    if embeddings is not None:
-        store.embeddings = embeddings
-        store.model_name = embedding_model_name(embeddings)
-    target = store.model_name
-    embedder = _Embedder(store.embeddings)
-    run_write(store.engine, lambda conn: _start(conn, target))
-    with store.engine.connect() as conn:
+    target = model.model_name
+    embedder = _Embedder(model.embeddings)
+    run_write(engine, lambda conn: _start(conn, target))
+    with engine.connect() as conn:
         total = int(conn.execute(select(func.count(memories.c.content_hash.distinct())))
                     .scalar_one())
         done = int(conn.execute(select(func.count()).select_from(_scratch)).scalar_one())
     after: str | None = None
     while True:
-        with store.engine.connect() as conn:
+        with engine.connect() as conn:
             batch = _pending(conn, after, batch_size)
         if not batch:
             break
         rows = embedder.rows(batch)
-        run_write(store.engine, lambda conn, rows=rows: conn.execute(_scratch.insert(), rows))
+        run_write(engine, lambda conn, rows=rows: conn.execute(_scratch.insert(), rows))
         after = batch[-1][0]
         done += len(batch)
         if progress is not None:
             progress(min(done, total), total)
-    updated = run_write(store.engine, lambda conn: _swap(conn, embedder, target))
+    updated = run_write(engine, lambda conn: _swap(conn, embedder, target))
     return updated, embedder.dim

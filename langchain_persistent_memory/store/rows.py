@@ -11,18 +11,18 @@ import numpy as np
 from sqlalchemy import Row
 
 from ..models import EventType, Memory, MemoryEvent
-from .schema import history, memories
+from .schema import memories
 
 __all__ = [
     "MEMORY_COLUMNS",
-    "SQLITE_MEMORY_SELECT",
     "construct_memory",
     "decode_vector",
     "encode_vector",
+    "parse_utc",
+    "raw_memory",
     "row_to_event",
     "row_to_memory",
-    "select_by_pks_sql",
-    "sqlite_rows_to_memories",
+    "to_utc",
 ]
 
 # Everything but the embedding blob, which only export and rebuild need.
@@ -62,55 +62,48 @@ def row_to_memory(row: Row[Any] | Any, *, with_embedding: bool = False) -> Memor
     )
 
 
-# The same columns read with a raw SQLite cursor (the per-search hot path): the values come
-# back as SQLite stores them, so the conversions SQLAlchemy's types would do happen here.
-# No user_id term: SQLite might pick the per-user index and scan all of a big
-# user's rows; the caller checks the owner instead.
-SQLITE_MEMORY_SELECT = (f"SELECT {', '.join(c.name for c in MEMORY_COLUMNS)} "
-                        f"FROM {memories.name} WHERE pk IN ")
-
-
-@functools.lru_cache(maxsize=64)
-def select_by_pks_sql(count: int) -> str:
-    """:data:`SQLITE_MEMORY_SELECT` for ``count`` pks (built once per count)."""
-    return SQLITE_MEMORY_SELECT + f"({', '.join('?' * count)})"
-assert [c.name for c in MEMORY_COLUMNS] == [  # the order sqlite_rows_to_memories unpacks
+assert [c.name for c in MEMORY_COLUMNS] == [  # the order reader.Reader.memories unpacks
     "pk", "id", "user_id", "agent_id", "session_id", "content", "category", "importance",
     "created_at", "updated_at", "valid_from", "valid_to", "superseded_by", "metadata",
     "content_hash"]
 
 
 @functools.lru_cache(maxsize=4096)
-def _utc(text: str) -> datetime:
+def parse_utc(text: str) -> datetime:
     """Parsed once per distinct text: a row's created/updated/valid_from are usually one
     instant, and a batch's rows share it (parsing was most of a search's row cost).
     Datetimes are immutable, so sharing one is safe."""
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
-def sqlite_rows_to_memories(rows: list[tuple[Any, ...]],
-                            user_id: str | None = None) -> dict[int, Memory]:
-    """Memories by pk from raw SQLite rows of :data:`SQLITE_MEMORY_SELECT`, only those of
-    ``user_id`` if given.
+def raw_memory(row: tuple[Any, ...]) -> Memory:
+    """A memory from a raw driver row of :data:`MEMORY_COLUMNS` (the pk is not part of it).
 
-    It runs for every search hit: rows are unpacked by position in one loop.
+    SQLite gives text timestamps and JSON text, psycopg datetimes and dicts: both are
+    handled, so the hot reads skip SQLAlchemy's result machinery on either backend.
     """
-    out: dict[int, Memory] = {}
-    for (pk, memory_id, owner, agent_id, session_id, content, category, importance, created,
-         updated, valid_from, valid_to, superseded_by, meta, digest) in rows:
-        if user_id is not None and owner != user_id:
-            continue
-        out[pk] = construct_memory({
-            "id": memory_id, "user_id": owner, "content": content, "agent_id": agent_id,
-            "session_id": session_id, "category": category, "importance": importance,
-            "created_at": _utc(created), "updated_at": _utc(updated),
-            "valid_from": _utc(valid_from),
-            "valid_to": None if valid_to is None else _utc(valid_to),
-            "superseded_by": superseded_by,
-            "metadata": json.loads(meta) if meta and meta != "{}" else {},
-            "content_hash": digest, "embedding": None,
-        })
-    return out
+    (_, memory_id, owner, agent_id, session_id, content, category, importance, created,
+     updated, valid_from, valid_to, superseded_by, meta, digest) = row
+    if isinstance(meta, str):
+        meta = json.loads(meta) if meta != "{}" else {}
+    return construct_memory({
+        "id": memory_id, "user_id": owner, "content": content, "agent_id": agent_id,
+        "session_id": session_id, "category": category, "importance": importance,
+        "created_at": to_utc(created), "updated_at": to_utc(updated),
+        "valid_from": to_utc(valid_from),
+        "valid_to": None if valid_to is None else to_utc(valid_to),
+        "superseded_by": superseded_by, "metadata": meta or {},
+        "content_hash": digest, "embedding": None,
+    })
+
+
+def to_utc(value: Any) -> datetime:
+    """An aware UTC datetime from SQLite text or a (naive UTC) driver datetime."""
+    if isinstance(value, str):
+        return parse_utc(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
+    return value.astimezone(timezone.utc)  # type: ignore[no-any-return]
 
 
 _MEMORY_FIELDS = set(Memory.model_fields)
@@ -135,5 +128,3 @@ def row_to_event(row: Row[Any] | Any) -> MemoryEvent:
         metadata=m["metadata"] or {},
     )
 
-
-HISTORY_COLUMNS = list(history.c)

@@ -1,12 +1,14 @@
 """Tables and migrations: the SQL source of truth.
 
-``lpm_changes`` is the change log the FAISS index replays: every committed write appends one
-row per touched memory with a strictly increasing ``seq``. ``MIGRATIONS`` upgrades an older
-database in place; the applied version lives in ``lpm_meta``.
+``lpm_users`` holds one version per user, bumped by every write in its own transaction: a
+process checks it before using its in-memory partition of that user (see ``partitions``),
+and the row lock it takes serialises writes of one user only. ``MIGRATIONS`` upgrades an
+older database in place; the applied version lives in ``lpm_meta``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -34,13 +37,15 @@ from ..errors import SchemaVersionError
 
 __all__ = [
     "SCHEMA_VERSION",
-    "changes",
+    "add_meta",
+    "first_version",
     "history",
     "memories",
     "meta",
     "metadata_obj",
     "migrate",
     "read_meta",
+    "users",
     "write_meta",
 ]
 
@@ -121,28 +126,49 @@ history = Table(
     Column("metadata", JSONType, nullable=False),
 )
 
-changes = Table(
-    "lpm_changes",
+users = Table(
+    "lpm_users",
     metadata_obj,
-    Column("seq", PKType, primary_key=True, autoincrement=True),
-    Column("user_id", String(256), nullable=False),
-    Column("memory_pk", BigInteger, nullable=False),  # 0 with op "purge": the whole user
-    Column("op", String(8), nullable=False),  # "upsert" | "delete" | "purge"
+    Column("user_id", String(256), primary_key=True),
+    Column("version", BigInteger, nullable=False),
 )
 
-SCHEMA_VERSION = 3
+# v1-v3 only: the global change log and its keyword indexes, dropped by v4.
+_changes = Table(
+    "lpm_changes",
+    MetaData(),
+    Column("seq", PKType, primary_key=True, autoincrement=True),
+    Column("user_id", String(256), nullable=False),
+    Column("memory_pk", BigInteger, nullable=False),
+    Column("op", String(8), nullable=False),
+)
+
+SCHEMA_VERSION = 4
 
 Migration = Callable[[Connection], None]
 
 
 def _v1(conn: Connection) -> None:
-    metadata_obj.create_all(conn, tables=[memories, history, changes])
+    metadata_obj.create_all(conn, tables=[memories, history])
+    _changes.create(conn, checkfirst=True)
+
+
+_FTS_TABLE = "lpm_fts"
 
 
 def _v2(conn: Connection) -> None:
-    from .keyword import create_keyword_index  # keyword.py imports this module
-
-    create_keyword_index(conn)
+    """The v2-v3 keyword index (SQLite FTS5 through triggers, PostgreSQL a tsvector): the
+    DDL stays so a v1 database upgrades through the same steps; v4 drops it."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {_FTS_TABLE} USING fts5(content, "
+            "content='lpm_memories', content_rowid='pk', "
+            "tokenize='porter unicode61 remove_diacritics 2')")
+        conn.exec_driver_sql(f"INSERT INTO {_FTS_TABLE}({_FTS_TABLE}) VALUES ('rebuild')")
+    else:
+        conn.exec_driver_sql(
+            "ALTER TABLE lpm_memories ADD COLUMN IF NOT EXISTS content_tsv tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('english'::regconfig, content)) STORED")
 
 
 def _v3(conn: Connection) -> None:
@@ -174,8 +200,32 @@ def _write_sqlite_statistics(conn: Connection) -> None:
     conn.exec_driver_sql("ANALYZE sqlite_schema")  # this connection reloads them too
 
 
+def _v4(conn: Connection) -> None:
+    """Per-user keyword statistics and versions replace the global keyword index and the
+    global change log: the FTS5 table and its triggers (or the tsvector column) and
+    ``lpm_changes`` go, ``lpm_users`` gets a version for every user with memories."""
+    if conn.dialect.name == "sqlite":
+        for trigger in ("lpm_fts_ai", "lpm_fts_ad", "lpm_fts_au"):
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_FTS_TABLE}")
+    else:
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_lpm_memories_tsv")
+        conn.exec_driver_sql("ALTER TABLE lpm_memories DROP COLUMN IF EXISTS content_tsv")
+    conn.exec_driver_sql("DROP TABLE IF EXISTS lpm_changes")
+    users.create(conn, checkfirst=True)
+    conn.exec_driver_sql(f"INSERT INTO {users.name} (user_id, version) "
+                         f"SELECT DISTINCT user_id, {first_version()} FROM lpm_memories "
+                         "WHERE true ON CONFLICT (user_id) DO NOTHING")
+
+
+def first_version() -> int:
+    """A new user's first version: microseconds since the epoch, so a user forgotten and
+    then re-created starts above any version a process may still hold for it."""
+    return time.time_ns() // 1000
+
+
 # MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -189,8 +239,20 @@ def write_meta(conn: Connection, key: str, value: str) -> None:
         conn.execute(meta.insert().values(key=key, value=value))
 
 
+def add_meta(conn: Connection, key: str, value: str) -> None:
+    """Set ``key`` unless it is set: concurrent first writers agree without a lock."""
+    conn.execute(text(f"INSERT INTO {meta.name} (key, value) VALUES (:key, :value) "
+                      "ON CONFLICT (key) DO NOTHING"), {"key": key, "value": value})
+
+
 def migrate(conn: Connection) -> int:
-    """Bring the schema to ``SCHEMA_VERSION``; return the version found before."""
+    """Bring the schema to ``SCHEMA_VERSION``; return the version found before.
+
+    On PostgreSQL, processes opening one database at once take turns (a transaction-level
+    advisory lock, at open only: writes never take it).
+    """
+    if conn.dialect.name != "sqlite":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7305114001)"))
     metadata_obj.create_all(conn, tables=[meta])
     found = int(read_meta(conn).get("schema_version", "0"))
     if found > SCHEMA_VERSION:

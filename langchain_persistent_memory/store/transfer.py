@@ -24,11 +24,12 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import EmbeddingMismatchError, InvalidInputError
@@ -50,10 +51,8 @@ from .transfer_format import (
     memory_line,
     records,
 )
-from .writes import _log_changes
-
-if TYPE_CHECKING:
-    from .memory_store import MemoryStore
+from .writer import Writer
+from .writes import Change, Committed, bump_version
 
 __all__ = ["Conflict", "Source", "export_jsonl", "import_jsonl"]
 
@@ -64,12 +63,12 @@ Source = str | os.PathLike[str] | IO[str]
 Conflict = Literal["error", "skip"]
 
 
-def _write_snapshot(store: MemoryStore, out: IO[str], user_id: str | None) -> int:
+def _write_snapshot(engine: Engine, now: datetime, out: IO[str], user_id: str | None) -> int:
     """Write header, memories and events from one consistent read snapshot."""
     mem_where = [] if user_id is None else [memories.c.user_id == user_id]
     hist_where = [] if user_id is None else [history.c.user_id == user_id]
-    with store.engine.connect() as conn:
-        if not is_sqlite(store.engine):  # READ COMMITTED would let counts and rows disagree
+    with engine.connect() as conn:
+        if not is_sqlite(engine):  # READ COMMITTED would let counts and rows disagree
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             meta = read_meta(conn)
@@ -83,7 +82,7 @@ def _write_snapshot(store: MemoryStore, out: IO[str], user_id: str | None) -> in
                 "embedding_dim": int(meta["embedding_dim"]) if "embedding_dim" in meta
                 else None,
                 "user_id": user_id, "memories": int(n_mem), "events": int(n_evt),
-                "exported_at": iso(store._clock()),
+                "exported_at": iso(now),
             }))
             streaming = conn.execution_options(stream_results=True, yield_per=_CHUNK)
             for row in streaming.execute(select(memories).where(*mem_where)
@@ -95,8 +94,8 @@ def _write_snapshot(store: MemoryStore, out: IO[str], user_id: str | None) -> in
     return int(n_mem)
 
 
-def export_jsonl(store: MemoryStore, dest: str | os.PathLike[str] | IO[str], *,
-                 user_id: str | None = None) -> int:
+def export_jsonl(engine: Engine, clock: Callable[[], datetime],
+                 dest: str | os.PathLike[str] | IO[str], *, user_id: str | None = None) -> int:
     """Write one user's (or everyone's) memories and history; return memories written.
 
     A path is written atomically (temporary file, then rename), so a failed export never
@@ -105,9 +104,9 @@ def export_jsonl(store: MemoryStore, dest: str | os.PathLike[str] | IO[str], *,
     if user_id is not None:
         user_id = check_user_id(user_id)
     if not isinstance(dest, (str, os.PathLike)):
-        return _write_snapshot(store, dest, user_id)
+        return _write_snapshot(engine, clock(), dest, user_id)
     with atomic_write(Path(dest), "w", encoding="utf-8", newline="\n") as fh:
-        return _write_snapshot(store, fh, user_id)
+        return _write_snapshot(engine, clock(), fh, user_id)
 
 
 def _line_source(src: Source) -> Callable[[], Iterator[str]]:
@@ -145,7 +144,7 @@ def _existing_ids(conn: Connection, ids: list[str]) -> set[str]:
     return found
 
 
-def _validate(store: MemoryStore, lines: Iterator[str], user_id: str | None,
+def _validate(store: Writer, lines: Iterator[str], user_id: str | None,
               on_conflict: Conflict) -> set[str]:
     """Read the whole file once, checking every line, before anything is written.
 
@@ -156,7 +155,7 @@ def _validate(store: MemoryStore, lines: Iterator[str], user_id: str | None,
     event_ids: dict[str, str] = {}
     counts = {"memory": 0, "event": 0}
     dim: int | None = None
-    for lineno, kind, record in records(lines, store.max_content_chars):
+    for lineno, kind, record in records(lines, store.max_chars):
         if kind == "header":
             header = record
             continue
@@ -195,15 +194,16 @@ def _validate(store: MemoryStore, lines: Iterator[str], user_id: str | None,
     return taken
 
 
-def _check_vector_source(store: MemoryStore, header: Header, vector: np.ndarray,
+def _check_vector_source(store: Writer, header: Header, vector: np.ndarray,
                          dim: int | None, lineno: int) -> int:
     """Vectors are only reused when they come from this store's model and dimension."""
-    if header.model != store.model_name:
+    model = store.embedder.model_name
+    if header.model != model:
         raise EmbeddingMismatchError(
             f"the file's vectors were made by {header.model!r}, this store uses "
-            f"{store.model_name!r}: import into a store opened with that model, then "
-            "migrate with reembed()", stored=store.model_name, given=header.model)
-    expected = store.dim or dim or header.dim or vector.shape[0]
+            f"{model!r}: import into a store opened with that model, then "
+            "migrate with reembed()", stored=model, given=header.model)
+    expected = store.embedder.dim or dim or header.dim or vector.shape[0]
     if vector.shape[0] != expected:
         raise EmbeddingMismatchError(
             f"line {lineno}: embedding has {vector.shape[0]} dimensions, expected {expected}",
@@ -217,7 +217,7 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector if abs(norm - 1.0) <= 1e-5 else normalize_rows(vector)[0]
 
 
-def _fill_vectors(store: MemoryStore, mems: list[MemoryRecord]) -> None:
+def _fill_vectors(store: Writer, mems: list[MemoryRecord]) -> None:
     """Give every record a unit vector: its own, a stored one for the same text, or a new
     one from the store's model (each distinct text once)."""
     missing: dict[str, dict[str, str]] = {}  # user -> content hash -> text
@@ -230,11 +230,11 @@ def _fill_vectors(store: MemoryStore, mems: list[MemoryRecord]) -> None:
     if missing:
         known: dict[str, np.ndarray] = {}
         for user_id, texts in missing.items():
-            known.update(store._known_vectors(user_id, texts))
+            known.update(store.embedder.known(user_id, texts))
         todo = list({h: text for texts in missing.values() for h, text in texts.items()
                      if h not in known}.items())
         if todo:
-            raw = store.embeddings.embed_documents([text for _, text in todo])
+            raw = store.embedder.embeddings.embed_documents([text for _, text in todo])
             matrix = normalize_rows(np.asarray(raw, dtype=np.float32))
             known.update(zip([h for h, _ in todo], matrix))
         for m in mems:
@@ -242,48 +242,45 @@ def _fill_vectors(store: MemoryStore, mems: list[MemoryRecord]) -> None:
                 m.vector = known[m.values["content_hash"]]
     for m in mems:
         assert m.vector is not None
-        store._check_dim(m.vector.shape[0])
+        store.embedder.check_dim(m.vector.shape[0])
         m.values["embedding"] = encode_vector(m.vector)
 
 
-def _write_chunk(store: MemoryStore, mems: list[MemoryRecord],
+def _write_chunk(store: Writer, mems: list[MemoryRecord],
                  events: list[dict[str, Any]]) -> int:
-    """One transaction: rows, their history and change-log entries; then the index."""
+    """One transaction: rows, their history and their users' versions; then partitions."""
     _fill_vectors(store, mems)
 
-    def body(conn: Connection) -> list[Any]:
+    def body(conn: Connection) -> Committed:
         if mems and "embedding_model" not in read_meta(conn):
-            write_meta(conn, "embedding_model", store.model_name)
-            write_meta(conn, "embedding_dim", str(store.dim))
-        pending = []
+            write_meta(conn, "embedding_model", store.embedder.model_name)
+            write_meta(conn, "embedding_dim", str(store.embedder.dim))
+        touched = sorted({m.values["user_id"] for m in mems}
+                         | {e["user_id"] for e in events})
+        versions = {u: bump_version(conn, u) for u in touched}
         if mems:
-            stmt = insert(memories).returning(memories.c.pk, sort_by_parameter_order=True)
-            pks = conn.execute(stmt, [m.values for m in mems]).scalars().all()
-            pending = [(m.values["user_id"], int(pk), "upsert", m.values["valid_to"] is None,
-                        m.vector) for pk, m in zip(pks, mems)]
+            conn.execute(insert(memories), [m.values for m in mems])
         if events:
             conn.execute(insert(history), events)
-        return _log_changes(conn, pending)
+        return Committed(versions, [Change(u, 0, "other") for u in touched])
 
     try:
-        log = run_write(store.engine, body)
+        committed = run_write(store.engine, body)
     except IntegrityError:  # another writer took one of the ids after the check
         raise InvalidInputError(
             "a memory id in this chunk was created by another writer during the import; "
             "earlier chunks are in. Run the import again with on_conflict='skip'",
             field="id") from None
-    if log and store.dim is not None:
-        store._sync.ensure_dim(store.dim)
-        store._sync.apply_own(log)
+    store.update_partitions(committed)  # imported users reload on their next search
     return len(mems)
 
 
-def import_jsonl(store: MemoryStore, src: Source, *, user_id: str | None = None,
+def import_jsonl(store: Writer, src: Source, *, user_id: str | None = None,
                  on_conflict: Conflict = "error") -> int:
     """Restore an export; return the number of memories imported.
 
     Args:
-        store: the destination.
+        store: the destination's writer.
         src: a path or a text file (read twice: a pipe is buffered in memory).
         user_id: import only this user's memories and history.
         on_conflict: what to do with a memory id that already exists (as a row or in the
@@ -304,7 +301,7 @@ def import_jsonl(store: MemoryStore, src: Source, *, user_id: str | None = None,
     imported = 0
     mems: list[MemoryRecord] = []
     events: list[dict[str, Any]] = []
-    for _, kind, record in records(lines(), store.max_content_chars):
+    for _, kind, record in records(lines(), store.max_chars):
         if kind == "header":
             continue
         values = record.values if kind == "memory" else record

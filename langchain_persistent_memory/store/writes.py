@@ -1,14 +1,15 @@
 """The write path: validate operations, then apply them in one SQL transaction.
 
 Validation is pure and happens first, so bad input never reaches the database. The
-transaction body writes rows, history events and change-log entries together: either all of
-one call's operations are committed or none are.
+transaction body writes rows and history events and bumps each touched user's version
+(``lpm_users``) together: either all of one call's operations are committed or none are.
+A call scoped to a user bumps that user's version first, so its row lock orders the
+user's writers (PostgreSQL) without making anyone else's writes wait.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import sqlite3
 import time
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text, update
 
 from ..errors import InvalidInputError, MemoryNotFoundError
 from ..models import AddOp, DeleteOp, EventType, Memory, Operation, SupersedeOp, UpdateOp
@@ -32,19 +33,12 @@ from ..validation import (
     content_hash,
     to_utc,
 )
-from .keyword import scrub_keyword_index
-from .rows import (
-    MEMORY_COLUMNS,
-    construct_memory,
-    encode_vector,
-    row_to_memory,
-    sqlite_rows_to_memories,
-)
-from .schema import changes, history, memories
+from .reader import LoadedRow
+from .rows import MEMORY_COLUMNS, construct_memory, encode_vector, raw_memory, row_to_memory
+from .schema import first_version, history, memories, users
 
-__all__ = ["Applied", "Change", "PreparedOp", "execute_ops", "prepare_ops"]
-
-_UNSET: Any = object()
+__all__ = ["Applied", "Change", "Committed", "PreparedOp", "bump_version", "execute_ops",
+           "prepare_ops", "purge_user"]
 
 
 @dataclass
@@ -63,12 +57,32 @@ class PreparedOp:
 
 @dataclass
 class Change:
-    seq: int
+    """What happened to one memory, for the in-memory partition of its user."""
+
     user_id: str
     pk: int
-    op: str  # upsert | delete | purge
-    current: bool = True
-    vector: np.ndarray | None = None
+    op: str  # "add" (``row`` holds it), "delete", "retire" (now superseded), or "other"
+    # (the partition reloads)
+    row: LoadedRow | None = None
+
+
+@dataclass
+class Committed:
+    """A transaction's effect on partitions: each touched user's new version, the changes."""
+
+    versions: dict[str, int]
+    changes: list[Change]
+
+
+_BUMP = text(f"INSERT INTO {users.name} (user_id, version) VALUES (:user_id, :first) "
+             f"ON CONFLICT (user_id) DO UPDATE SET version = {users.name}.version + 1 "
+             "RETURNING version")
+
+
+def bump_version(conn: Connection, user_id: str) -> int:
+    """Give the user a new version in this transaction (locking the user's row)."""
+    return int(conn.execute(_BUMP, {"user_id": user_id, "first": first_version()})
+               .scalar_one())
 
 
 @dataclass
@@ -200,10 +214,11 @@ def _memory_fields(user_id: str, text: str, fields: dict[str, Any], now: datetim
 
 def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                 vectors: dict[str, np.ndarray], now: datetime,
-                dedupe: bool = True) -> tuple[list[Applied], list[Change]]:
+                dedupe: bool = True) -> tuple[list[Applied], Committed]:
     """Transaction body. ``user_id`` None is the admin scope (ops by id, any user)."""
     results: list[Applied | None] = [None] * len(ops)
-    pending: list[tuple[str, int, str, bool, np.ndarray | None]] = []
+    versions = {} if user_id is None else {user_id: bump_version(conn, user_id)}
+    pending: list[Change] = []
     adds = [(i, op) for i, op in enumerate(ops) if op.kind == "add"]
     if adds:
         assert user_id is not None
@@ -227,8 +242,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             _event(conn, row.id, row.user_id, EventType.UPDATE, now, row.content,
                    op.text if op.text is not None else row.content,
                    {k: v for k, v in op.fields.items() if k != "metadata"})
-            if vec is not None:
-                pending.append((row.user_id, row.pk, "upsert", row.valid_to is None, vec))
+            pending.append(Change(row.user_id, row.pk, "other"))
             after = before.model_copy(update={k: v for k, v in values.items()
                                               if k != "embedding"})
             results[i] = Applied("update", after, previous=before)
@@ -254,11 +268,10 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                    {"superseded_by": values["id"]})
             _event(conn, values["id"], row.user_id, EventType.ADD, now, None, op.text,
                    {"supersedes": row.id})
-            old_vec = np.frombuffer(
-                conn.execute(select(memories.c.embedding).where(memories.c.pk == row.pk))
-                .scalar_one(), dtype="<f4")
-            pending.append((row.user_id, row.pk, "upsert", False, old_vec))
-            pending.append((row.user_id, pk, "upsert", True, vec))
+            pending.append(Change(row.user_id, row.pk, "retire"))
+            pending.append(Change(row.user_id, pk, "add", (
+                pk, values["session_id"], op.text, values["valid_from"], values["importance"],
+                True, op.digest, vec)))
             results[i] = Applied("supersede", construct_memory(values), previous=before)
 
         elif op.kind == "delete":
@@ -268,16 +281,18 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             conn.execute(delete(memories).where(memories.c.pk == row.pk))
             _event(conn, row.id, row.user_id, EventType.DELETE, now, row.content, None,
                    {"reason": op.reason} if op.reason else {})
-            pending.append((row.user_id, row.pk, "delete", True, None))
+            pending.append(Change(row.user_id, row.pk, "delete"))
             results[i] = Applied("delete", before)
 
+    for touched in sorted({c.user_id for c in pending} - set(versions)):  # admin scope
+        versions[touched] = bump_version(conn, touched)
     applied = [r for r in results if r is not None]
-    return applied, _log_changes(conn, pending)
+    return applied, Committed(versions, pending)
 
 
 def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]],
                results: list[Applied | None], vectors: dict[str, np.ndarray], now: datetime,
-               dedupe: bool) -> list[tuple[str, int, str, bool, np.ndarray | None]]:
+               dedupe: bool) -> list[Change]:
     """Insert many new memories with a few bulk statements (batched ingest is hot)."""
     known: dict[tuple[str, str | None], Memory] = {}
     if dedupe:
@@ -314,7 +329,9 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
         "event": [EventType.ADD.value] * count, "old_content": [None] * count,
         "new_content": cols["content"], "created_at": [now] * count, "metadata": [{}] * count,
     })
-    return [(user_id, pk, "upsert", True, vec) for pk, (_, vec) in zip(pks, fresh)]
+    return [Change(user_id, pk, "add", (pk, v["session_id"], v["content"], v["valid_from"],
+                                        v["importance"], True, v["content_hash"], vec))
+            for pk, (v, vec) in zip(pks, fresh)]
 
 
 # The memory columns an add writes, besides the generated key and the embedding.
@@ -434,41 +451,23 @@ def _by_hash_statement(columns: tuple[Any, ...]) -> Any:
 def _same_text(conn: Connection, user_id: str, hashes: list[str]) -> list[Memory]:
     """The user's current memories with one of these content hashes."""
     rows = _current_by_hash(conn, user_id, hashes, MEMORY_COLUMNS)
-    if conn.dialect.name == "sqlite":  # raw values, as rows.sqlite_rows_to_memories expects
-        return list(sqlite_rows_to_memories(rows).values())
+    if conn.dialect.name == "sqlite":  # raw values
+        return [raw_memory(row) for row in rows]
     return [row_to_memory(row) for row in rows]
 
 
-def _log_changes(conn: Connection,
-                 pending: list[tuple[str, int, str, bool, np.ndarray | None]]) -> list[Change]:
-    """Append change-log rows, one per touched memory, in the same transaction."""
-    if not pending:
-        return []
-    seqs = _insert(conn, changes, {"user_id": [p[0] for p in pending],
-                                   "memory_pk": [p[1] for p in pending],
-                                   "op": [p[2] for p in pending]})
-    return [Change(int(seq), u, int(pk), op, current, vec)
-            for seq, (u, pk, op, current, vec) in zip(seqs, pending)]
+def purge_user(conn: Connection, user_id: str) -> int:
+    """Delete every row of a user, its history and its version; return memories deleted.
 
-
-def user_digest(user_id: str) -> str:
-    """How the change log names a forgotten user: other replicas can match it, nobody can
-    read it back (user ids are often e-mail addresses)."""
-    return hashlib.sha256(user_id.encode("utf-8")).hexdigest()
-
-
-def purge_user(conn: Connection, user_id: str) -> tuple[int, list[Change]]:
-    """Delete every row of a user; leave one 'forget' entry (keyed by the user's digest) so
-    other replicas follow, and drop the user's older log entries that named them."""
+    With the version row gone, every process's loaded partition of the user is stale on its
+    next check and is dropped.
+    """
     count = conn.execute(select(func.count()).select_from(memories)
                          .where(memories.c.user_id == user_id)).scalar_one()
     conn.execute(delete(memories).where(memories.c.user_id == user_id))
     conn.execute(delete(history).where(history.c.user_id == user_id))
-    scrub_keyword_index(conn)  # triggers removed the entries; drop their traces too
-    # Log first, then prune: the new entry keeps the highest seq, so no seq is ever reused.
-    [logged] = _log_changes(conn, [(user_digest(user_id), 0, "forget", True, None)])
-    conn.execute(delete(changes).where(changes.c.user_id == user_id))
-    return int(count), [Change(logged.seq, user_id, 0, "purge")]  # own replica: the real id
+    conn.execute(delete(users).where(users.c.user_id == user_id))
+    return int(count)
 
 
 def existing_vectors(conn: Connection, user_id: str,

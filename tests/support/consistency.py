@@ -1,4 +1,4 @@
-"""Checks that a store's derived data agrees with SQL: the FAISS replica and the history.
+"""Checks that a store's derived data agrees with SQL: users' partitions and the history.
 
 Used by the crash, concurrency and fuzz tests and by the soak/load benchmarks, so every one of
 them asserts the same thing: the index is exactly a function of the rows in ``lpm_memories``.
@@ -12,6 +12,7 @@ import numpy as np
 from sqlalchemy import select
 
 from langchain_persistent_memory import MemoryStore
+from langchain_persistent_memory.store.keyword import analyse
 from langchain_persistent_memory.store.schema import history, memories
 
 __all__ = ["RowState", "history_mismatches", "index_mismatches", "rows_by_id"]
@@ -35,34 +36,39 @@ def rows_by_id(store: MemoryStore) -> dict[str, RowState]:
 
 
 def index_mismatches(store: MemoryStore) -> list[str]:
-    """Differences between the FAISS replica and SQL: ids, partitions and exact vectors.
+    """Differences between every user's partition and SQL: ids, current flags, exact
+    vectors and keyword statistics.
 
-    Catches up first, as every search does, so it checks what a caller would search.
+    Each partition is taken as a search would take it (checked fresh, loaded if missing),
+    so a partition this process updated in place is compared as it is.
     """
-    store._sync.catch_up()
-    index = store._sync.index
     with store.engine.connect() as conn:
         rows = conn.execute(select(memories.c.pk, memories.c.user_id,
-                                   memories.c.valid_to.is_(None), memories.c.embedding)).all()
-    if index is None:
-        return [f"no index but {len(rows)} rows"] if rows else []
-    snap = index.snapshot()
+                                   memories.c.valid_to.is_(None), memories.c.content,
+                                   memories.c.embedding)).all()
+    sql: dict[str, dict[int, tuple[bool, np.ndarray, int]]] = {}
+    for pk, user, cur, content, blob in rows:
+        sql.setdefault(user, {})[int(pk)] = (bool(cur), np.frombuffer(blob, dtype="<f4"),
+                                             analyse(content)[0])
     problems: list[str] = []
-    sql = {int(pk): (user, bool(cur), np.frombuffer(blob, dtype="<f4"))
-           for pk, user, cur, blob in rows}
-    for pk in sorted(set(sql) - set(snap)):
-        problems.append(f"pk {pk} in SQL but not in the index")
-    for pk in sorted(set(snap) - set(sql)):
-        problems.append(f"pk {pk} in the index but not in SQL")
-    for pk in sorted(set(sql) & set(snap)):
-        s_user, s_cur, s_vec = sql[pk]
-        i_user, i_cur, i_vec = snap[pk]
-        if (s_user, s_cur) != (i_user, i_cur):
-            problems.append(f"pk {pk} partition {(i_user, i_cur)} != SQL {(s_user, s_cur)}")
-        elif not np.array_equal(s_vec, i_vec):
-            problems.append(f"pk {pk} vector differs from SQL")
-    if index.size() != len(sql):
-        problems.append(f"index size {index.size()} != {len(sql)} rows")
+    for user, expected in sorted(sql.items()):
+        part = store.partitions.get(user)
+        snap = {} if part is None else part.snapshot()
+        for pk in sorted(set(expected) - set(snap)):
+            problems.append(f"pk {pk} of {user} in SQL but not in the partition")
+        for pk in sorted(set(snap) - set(expected)):
+            problems.append(f"pk {pk} of {user} in the partition but not in SQL")
+        for pk in sorted(set(expected) & set(snap)):
+            (s_cur, s_vec, s_len), (i_cur, i_vec, i_len) = expected[pk], snap[pk]
+            if s_cur != i_cur:
+                problems.append(f"pk {pk} current={i_cur} in the partition, {s_cur} in SQL")
+            elif not np.array_equal(s_vec, i_vec):
+                problems.append(f"pk {pk} vector differs from SQL")
+            elif s_len != i_len:
+                problems.append(f"pk {pk} keyword statistics differ from SQL")
+    for user in store.partitions.loaded_users():
+        if user not in sql and store.partitions.get(user) is not None:
+            problems.append(f"partition of {user}, who has no rows in SQL")
     return problems
 
 

@@ -25,7 +25,7 @@ from tests.support.consistency import RowState
 from tests.support.embeddings import HashEmbeddings
 
 __all__ = ["USERS", "expected_states", "open_store", "read_journal", "run_worker",
-           "saver_worker", "settle"]
+           "settle"]
 
 USERS = ["alice", "bob", "carol", "dave"]
 _WORD_TEXT = ("coffee tea hiking chess python rust paris tokyo dog cat piano guitar salad "
@@ -216,17 +216,3 @@ def run_worker(url: str, index_path: str, journal_path: str, seed: int) -> None:
         state = apply_to_state(state, op, result)
 
 
-def saver_worker(url: str, index_path: str, journal_path: str, seed: int) -> None:
-    """Save a large index over and over (with a write in between) so kills land mid-save."""
-    journal = Journal(Path(journal_path))
-    store = open_store(url, Path(index_path))
-    rng = random.Random(seed)
-    n = 0
-    while True:
-        n += 1
-        op = {"kind": "add", "user": rng.choice(USERS), "id": str(uuid.uuid4()),
-              "content": _text(rng, "saver", f"{seed}-{n}")}
-        journal.write({"t": "begin", "op": op})
-        _execute(store, op)
-        journal.write({"t": "done", "result": {}})
-        store.save_index()

@@ -39,8 +39,7 @@ def dump(store: MemoryStore, queries: list[list[str]]) -> dict[str, Any]:
             for m in store.list(user, include_superseded=True)]
     found = [[h.memory.id for h in store.search(q, user_id=u, k=3, mode="dense")]
              for u, q in queries]
-    return {"users": users, "search": found, "rebuilt": store._sync.rebuilt_on_open,
-            "index_mismatches": index_mismatches(store)}
+    return {"users": users, "search": found, "index_mismatches": index_mismatches(store)}
 
 
 def write(store: MemoryStore, name: str, other: str, count: int, barriers: Path) -> dict:
@@ -51,9 +50,8 @@ def write(store: MemoryStore, name: str, other: str, count: int, barriers: Path)
     (barriers / f"done-{name}").touch()
     _wait_for(barriers / f"done-{other}")
     hits = store.search(f"{other} fact 7", user_id="shared", k=1, mode="dense")
-    index = store._sync.index
     result = {"top": hits[0].memory.content if hits else None,
-              "indexed": index.size("shared") if index else 0}
+              "indexed": store.index_info("shared").vectors}
     (barriers / f"checked-{name}").touch()  # the observer writes only after this
     _wait_for(barriers / "observer-wrote")
     late = store.search("observer fact", user_id="shared", k=1, mode="dense")
@@ -65,7 +63,8 @@ def main(raw: str) -> None:
     embeddings = HashEmbeddings()
     with MemoryStore(args["url"], embeddings=embeddings, index_path=args["index"]) as store:
         if args["action"] == "dump":
-            result = dump(store, args.get("queries", []))
+            loaded = store.index_info().users_loaded
+            result = dump(store, args.get("queries", [])) | {"loaded_at_open": loaded}
             result["texts_embedded_besides_queries"] = embeddings.texts_embedded - len(
                 args.get("queries", []))
         else:

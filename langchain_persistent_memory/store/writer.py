@@ -1,0 +1,129 @@
+"""Every write of the store: validate, embed outside the transaction, commit, then update
+the loaded partitions. Shared by the facade and import.
+
+Sync and async share the steps: the embedding call uses the model's own async method and
+the SQL work runs in a worker thread, so the event loop is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine
+
+from ..errors import InvalidInputError
+from ..models import Operation
+from ..validation import check_user_id
+from .embedder import Embedder
+from .engine import run_write
+from .partitions import Partitions, UserPartition
+from .schema import add_meta
+from .writes import Applied, Change, Committed, PreparedOp, execute_ops, prepare_ops, purge_user
+
+__all__ = ["Writer"]
+
+
+class Writer:
+    """Applies operations in one transaction each and keeps this process's partitions
+    current."""
+
+    def __init__(self, engine: Engine, embedder: Embedder, partitions: Partitions, *,
+                 connection: Callable[[], AbstractContextManager[Connection]],
+                 clock: Callable[[], datetime], dedupe: bool, max_chars: int) -> None:
+        self.engine = engine
+        self.embedder = embedder
+        self.partitions = partitions
+        self.connection = connection
+        self.clock = clock
+        self.dedupe = dedupe
+        self.max_chars = max_chars
+        self.model_recorded = False  # once it is in lpm_meta, stop reading it
+
+    def prepare(self, ops: Sequence[Operation],
+                user_id: str | None) -> tuple[list[PreparedOp], str | None]:
+        scope = None if user_id is None else check_user_id(user_id)
+        if isinstance(ops, (str, bytes)) or not isinstance(ops, Sequence):
+            raise InvalidInputError("ops must be a list of operations")
+        prepared = prepare_ops(list(ops), max_chars=self.max_chars)
+        if scope is None and any(op.kind == "add" for op in prepared):
+            raise InvalidInputError("adding a memory needs a user_id", field="user_id")
+        return prepared, scope
+
+    def apply(self, ops: Sequence[Operation], user_id: str | None) -> list[Applied]:
+        prepared, scope = self.prepare(ops, user_id)
+        missing, known = self.embedder.missing(prepared, scope)
+        raw = self.embedder.embeddings.embed_documents(list(missing.values())) \
+            if missing else []
+        return self.commit(prepared, scope, self.embedder.vectors(prepared, missing, raw, known))
+
+    async def aapply(self, ops: Sequence[Operation], user_id: str | None) -> list[Applied]:
+        prepared, scope = self.prepare(ops, user_id)
+        missing, known = await asyncio.to_thread(self.embedder.missing, prepared, scope)
+        raw = await self.embedder.embeddings.aembed_documents(list(missing.values())) \
+            if missing else []
+        vectors = self.embedder.vectors(prepared, missing, raw, known)
+        return await asyncio.to_thread(self.commit, prepared, scope, vectors)
+
+    def commit(self, prepared: list[PreparedOp], scope: str | None,
+               vectors: dict[str, np.ndarray]) -> list[Applied]:
+        now = self.clock()
+
+        def body(conn: Connection) -> tuple[list[Applied], Committed]:
+            self.record_model(conn)
+            return execute_ops(conn, user_id=scope, ops=prepared, vectors=vectors, now=now,
+                               dedupe=self.dedupe)
+
+        applied, committed = run_write(self.engine, body, connection=self.connection)
+        self.embedder.committed(vectors)  # committed: these texts have vectors
+        self.model_recorded = self.embedder.dim is not None
+        self.update_partitions(committed)
+        return applied
+
+    def record_model(self, conn: Connection) -> None:
+        """Name the model and dimension in ``lpm_meta`` with the store's first vectors."""
+        dim = self.embedder.dim
+        if dim is not None and not self.model_recorded:
+            add_meta(conn, "embedding_model", self.embedder.model_name)
+            add_meta(conn, "embedding_dim", str(dim))
+
+    def update_partitions(self, committed: Committed) -> None:
+        """Apply a committed write to the loaded partitions of the users it touched."""
+        by_user: dict[str, list[Change]] = {}
+        for change in committed.changes:
+            by_user.setdefault(change.user_id, []).append(change)
+        for user_id, version in committed.versions.items():
+            changes = by_user.get(user_id, [])
+            self.partitions.apply_own(user_id, version,
+                                      lambda part, changes=changes: _apply(part, changes))
+
+    def forget_user(self, user_id: str) -> int:
+        user_id = check_user_id(user_id)
+        count = run_write(self.engine, lambda conn: purge_user(conn, user_id),
+                          connection=self.connection)
+        self.partitions.drop(user_id)
+        return count
+
+
+def _apply(part: UserPartition, changes: list[Change]) -> bool:
+    """Adds, deletes and supersessions in order; anything else makes the partition reload
+    instead."""
+    if any(c.op == "other" for c in changes):
+        return False
+    added: list[Any] = []
+    for change in changes:
+        if change.op == "add":
+            added.append(change.row)
+            continue
+        part.upsert(added)
+        added = []
+        if change.op == "delete":
+            part.remove([change.pk])
+        elif not part.retire(change.pk):
+            return False
+    part.upsert(added)
+    return True
