@@ -272,10 +272,8 @@ def report(store: Any, data: list[dict[str, Any]], qs: list[Question],
                            "embedding_backend": store.embeddings.backend}
     print_table(results)
     if args.sweep:
-        from langchain_persistent_memory.store import memory_store
-
         # Each setting re-asks the same questions: keep all their vectors in the query cache.
-        memory_store._QUERY_CACHE = max(memory_store._QUERY_CACHE, 2 * len(qs))
+        store.embedder.keep_queries(2 * len(qs))
         tune = [q for q in qs if q.conversation < TUNE_CONVERSATIONS]
         held = [q for q in qs if q.conversation >= TUNE_CONVERSATIONS]
         results["sweep"] = {}

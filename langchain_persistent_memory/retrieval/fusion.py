@@ -11,14 +11,16 @@ Two methods, both measured on LoCoMo (benchmarks/README.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 __all__ = ["RRF_K", "min_max", "rrf", "weighted_fusion"]
 
 RRF_K = 60
+K = TypeVar("K", bound=Hashable)  # a candidate's key (memory id or integer key)
 
 
-def min_max(scores: Mapping[str, float]) -> dict[str, float]:
+def min_max(scores: Mapping[K, float]) -> dict[K, float]:
     """Scale to 0..1 over the candidates (all equal -> all 1)."""
     if not scores:
         return {}
@@ -28,8 +30,8 @@ def min_max(scores: Mapping[str, float]) -> dict[str, float]:
     return {key: (value - low) / (high - low) for key, value in scores.items()}
 
 
-def weighted_fusion(dense: Mapping[str, float], keyword: Mapping[str, float],
-                    dense_weight: float) -> dict[str, float]:
+def weighted_fusion(dense: Mapping[K, float], keyword: Mapping[K, float],
+                    dense_weight: float) -> dict[K, float]:
     """``dense_weight * dense' + (1 - dense_weight) * keyword'`` over the union.
 
     ``dense`` should hold a cosine for every candidate; ``keyword`` only the matches
@@ -44,9 +46,9 @@ def weighted_fusion(dense: Mapping[str, float], keyword: Mapping[str, float],
             for k in keys}
 
 
-def rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> dict[str, float]:
+def rrf(rankings: Sequence[Sequence[K]], k: int = RRF_K) -> dict[K, float]:
     """Reciprocal rank fusion of best-first rankings."""
-    fused: dict[str, float] = {}
+    fused: dict[K, float] = {}
     for ranking in rankings:
         for rank, key in enumerate(ranking, start=1):
             fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)

@@ -33,7 +33,7 @@ def is_question(text: str) -> bool:
 def recency_factor(said: datetime, now: datetime, half_life_days: float, weight: float) -> float:
     """``1 - weight`` floor plus ``weight`` decaying by half every ``half_life_days``."""
     age_days = max((now - said).total_seconds() / _DAY_S, 0.0)
-    return (1.0 - weight) + weight * 0.5 ** (age_days / half_life_days)
+    return float((1.0 - weight) + weight * 0.5 ** (age_days / half_life_days))
 
 
 def importance_factor(importance: float, weight: float) -> float:

@@ -44,6 +44,10 @@ class Embedder:
         self.model_name = embedding_model_name(embeddings)
         self.forget()
 
+    def keep_queries(self, count: int) -> None:
+        """Cache at least ``count`` query vectors (benchmarks re-asking many questions)."""
+        self._queries.capacity = max(self._queries.capacity, count)
+
     def forget(self) -> None:
         self._queries.clear()
         self._texts.clear()

@@ -9,6 +9,8 @@ PostgreSQL a write locks only the rows it touches, its user's version row first 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import random
 import sqlite3
 import threading
@@ -23,11 +25,24 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["KeptConnection", "create_store_engine", "dispose_quietly", "is_sqlite",
-           "kept_connection", "read_transaction", "run_write", "sqlite_path"]
+__all__ = ["DEFAULT_DATABASE_ENV", "KeptConnection", "create_store_engine",
+           "default_database_url", "dispose_quietly", "is_sqlite", "kept_connection",
+           "read_transaction", "run_write", "sqlite_path", "truncate_wal"]
 
+log = logging.getLogger(__name__)
+DEFAULT_DATABASE_ENV = "LPM_DATABASE_URL"
 _RETRIES = 8
 T = TypeVar("T")
+
+
+def default_database_url() -> str:
+    """``$LPM_DATABASE_URL``, else a SQLite file in the user's data directory."""
+    url = os.environ.get(DEFAULT_DATABASE_ENV)
+    if url:
+        return url
+    from platformdirs import user_data_dir
+
+    return f"sqlite:///{Path(user_data_dir('langchain-persistent-memory')) / 'memories.db'}"
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -231,6 +246,22 @@ def kept_connection(engine: Engine) -> KeptConnection | None:
 def _is_sqlite_file(engine: Engine) -> bool:
     return is_sqlite(engine) and engine.url.database not in (None, "", ":memory:") \
         and not str(engine.url.database).startswith("file::memory:")
+
+
+def truncate_wal(engine: Engine, attempts: int = 100) -> None:
+    """Checkpoint and empty the WAL, whose old frames may still hold erased text.
+
+    A checkpoint reports busy (instead of waiting) while another one runs, e.g. the
+    background checkpointer or another process's: try again until it went through.
+    """
+    for _ in range(attempts):
+        with engine.connect() as conn:
+            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+        if not busy:
+            return
+        time.sleep(0.05)
+    log.warning("could not empty the SQLite WAL after forget_user: another connection "
+                "kept it busy; erased text stays in it until the next checkpoint")
 
 
 @contextmanager

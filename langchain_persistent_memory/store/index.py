@@ -122,7 +122,7 @@ class VectorPartition:
             candidates = len(positions)
             if candidates == 0:
                 return []
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(positions))
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(positions))  # type: ignore[call-arg]
         scores, found = self.flat.search(query, min(k + 1, candidates), params=params)
         values = scores[0].tolist()
         if candidates > k + 1 and values[k - 1] == values[k]:
@@ -151,7 +151,7 @@ class VectorPartition:
         sample = np.random.default_rng(0).choice(self.n, min(self.n, 40 * _ANN_CELLS),
                                                  replace=False)
         ann.train(np.ascontiguousarray(vecs[np.sort(sample)]))
-        ann.set_direct_map_type(faiss.DirectMap.Hashtable)
+        ann.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
         ann.add_with_ids(vecs, np.ascontiguousarray(ids))
         ann.nprobe = _ANN_PROBES
         self.ann, self.ann_trained_on = ann, self.n

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 
-import Stemmer
+import Stemmer  # type: ignore[import-not-found]
 
 __all__ = ["STOPWORDS", "Analysed", "KeywordIndex", "analyse", "query_phrases", "query_terms"]
 

@@ -294,6 +294,8 @@ class Partitions:
             self._parts.clear()
             self._bytes.clear()
 
+    close = clear  # on the store's close: release the memory
+
     def info(self, user_id: str | None = None) -> IndexInfo:
         """Everything loaded, or only ``user_id``'s partition (as loaded, fresh or not)."""
         with self._lock:

@@ -14,6 +14,7 @@ with the old model.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import delete as sql_delete
 
-from ..errors import EmbeddingMismatchError
+from ..errors import EmbeddingMismatchError, InvalidInputError
 from .embedding import normalize_rows
 from .engine import run_write
 from .rows import encode_vector
@@ -130,6 +131,10 @@ def _swap(conn: Connection, embedder: _Embedder, target: str) -> int:
     return int(updated)
 
 
+def _store_batch(conn: Connection, *, rows: list[dict[str, object]]) -> None:
+    conn.execute(_scratch.insert(), rows)
+
+
 def reembed(engine: Engine, model: Embedder, *, batch_size: int = 256,
             progress: Progress | None = None) -> tuple[int, int | None]:
     """Re-embed every memory with ``embeddings`` (default: the store's).
@@ -138,6 +143,8 @@ def reembed(engine: Engine, model: Embedder, *, batch_size: int = 256,
     swapped in with one transaction. Returns the rows updated and the new dimension (None
     for an empty store); the caller rebuilds its index.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError("batch_size must be a positive integer", field="batch_size")
     target = model.model_name
     embedder = _Embedder(model.embeddings)
     run_write(engine, lambda conn: _start(conn, target))
@@ -152,7 +159,7 @@ def reembed(engine: Engine, model: Embedder, *, batch_size: int = 256,
         if not batch:
             break
         rows = embedder.rows(batch)
-        run_write(engine, lambda conn, rows=rows: conn.execute(_scratch.insert(), rows))
+        run_write(engine, functools.partial(_store_batch, rows=rows))
         after = batch[-1][0]
         done += len(batch)
         if progress is not None:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ..errors import SchemaVersionError
+from ..errors import EmbeddingMismatchError, SchemaVersionError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -44,6 +44,7 @@ __all__ = [
     "meta",
     "metadata_obj",
     "migrate",
+    "prepare_database",
     "read_meta",
     "users",
     "write_meta",
@@ -66,11 +67,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # raw SQLite text (e.g. from a hand-written query)
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        when: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if when.tzinfo is None:  # str: raw SQLite text (e.g. from a hand-written query)
+            return when.replace(tzinfo=timezone.utc)
+        return when.astimezone(timezone.utc)
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -243,6 +243,20 @@ def add_meta(conn: Connection, key: str, value: str) -> None:
     """Set ``key`` unless it is set: concurrent first writers agree without a lock."""
     conn.execute(text(f"INSERT INTO {meta.name} (key, value) VALUES (:key, :value) "
                       "ON CONFLICT (key) DO NOTHING"), {"key": key, "value": value})
+
+
+def prepare_database(conn: Connection, *, model: str, check_model: bool) -> int | None:
+    """Migrate, refuse another model's vectors (if ``check_model``), return the dimension."""
+    migrate(conn)
+    stored = read_meta(conn)
+    stored_model = stored.get("embedding_model")
+    if check_model and stored_model and stored_model != model:
+        raise EmbeddingMismatchError(
+            f"this store's vectors were made by {stored_model!r}, but the embeddings "
+            f"given are {model!r}. Open it with the original model, or migrate: "
+            "MemoryStore(url, embeddings=new, check_embedding_model=False).reembed()",
+            stored=stored_model, given=model)
+    return int(stored["embedding_dim"]) if "embedding_dim" in stored else None
 
 
 def migrate(conn: Connection) -> int:

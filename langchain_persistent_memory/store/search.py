@@ -9,21 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
 
-from ..errors import EmbeddingMismatchError
+from ..errors import EmbeddingMismatchError, InvalidInputError
 from ..models import ScoredMemory
 from ..retrieval.hybrid import Ranked, rank
 from ..retrieval.options import SearchOptions
+from ..validation import check_user_id
 from .embedder import Embedder
 from .filters import SearchFilters, build_filter_query
 from .partitions import Partitions, PartitionView
 from .reader import Reader
 from .schema import memories, read_meta
 
-__all__ = ["Searcher"]
+__all__ = ["Searcher", "search_args"]
 
 
 class Searcher:
@@ -90,3 +92,15 @@ class Searcher:
                 f"this store; this one uses {self.embedder.model_name!r}",
                 stored=stored.get("embedding_model"), given=self.embedder.model_name)
         self.embedder.dim = int(stored["embedding_dim"])
+
+
+def search_args(query: Any, user_id: Any, k: Any, include_superseded: bool,
+                filters: dict[str, Any]) -> tuple[str, int, SearchFilters]:
+    """Check a search's arguments before any work (the query must be text to embed)."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInputError("query must be a non-empty string", field="query")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10_000:
+        raise InvalidInputError("k must be an integer from 1 to 10000", field="k")
+    parsed = SearchFilters.of(include_superseded=include_superseded, **filters) \
+        if filters else SearchFilters.plain(include_superseded)
+    return check_user_id(user_id), k, parsed

@@ -8,6 +8,7 @@ the SQL work runs in a worker thread, so the event loop is never blocked.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -97,9 +98,8 @@ class Writer:
         for change in committed.changes:
             by_user.setdefault(change.user_id, []).append(change)
         for user_id, version in committed.versions.items():
-            changes = by_user.get(user_id, [])
             self.partitions.apply_own(user_id, version,
-                                      lambda part, changes=changes: _apply(part, changes))
+                                      functools.partial(_apply, changes=by_user.get(user_id, [])))
 
     def forget_user(self, user_id: str) -> int:
         user_id = check_user_id(user_id)
@@ -109,7 +109,7 @@ class Writer:
         return count
 
 
-def _apply(part: UserPartition, changes: list[Change]) -> bool:
+def _apply(part: UserPartition, *, changes: list[Change]) -> bool:
     """Adds, deletes and supersessions in order; anything else makes the partition reload
     instead."""
     if any(c.op == "other" for c in changes):

@@ -234,6 +234,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             values = dict(op.fields)
             vec = None
             if op.text is not None and op.text != row.content:
+                assert op.digest is not None
                 vec = vectors[op.digest]
                 values.update(content=op.text, content_hash=op.digest,
                               embedding=encode_vector(vec))
@@ -344,7 +345,9 @@ def _insert(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> li
         return _sqlite_insert(conn, table, columns)
     rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
     if len(rows) == 1:  # a single add, the common case: no batched RETURNING machinery
-        return [int(conn.execute(insert(table), rows[0]).inserted_primary_key[0])]
+        key_row = conn.execute(insert(table), rows[0]).inserted_primary_key
+        assert key_row is not None
+        return [int(key_row[0])]
     key = next(iter(table.primary_key.columns))
     stmt = insert(table).returning(key, sort_by_parameter_order=True)
     return [int(k) for k in conn.execute(stmt, rows).scalars().all()]

@@ -1,0 +1,75 @@
+"""Reads that go straight to SQL (no partition): by id, history, listings, counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from ..errors import MemoryNotFoundError
+from ..models import Memory, MemoryEvent
+from ..validation import check_id, check_user_id
+from .filters import SearchFilters, build_filter_query
+from .rows import MEMORY_COLUMNS, row_to_event, row_to_memory
+from .schema import history, memories
+
+__all__ = ["count", "get", "history_of", "list_memories", "table_counts", "user_ids"]
+
+
+def get(engine: Engine, memory_id: str, user_id: str | None, with_embedding: bool) -> Memory:
+    memory_id = check_id(memory_id, "memory_id")
+    cols = list(memories.c) if with_embedding else MEMORY_COLUMNS
+    with engine.connect() as conn:
+        row = conn.execute(select(*cols).where(memories.c.id == memory_id)).first()
+    if row is None or (user_id is not None and row.user_id != user_id):
+        raise MemoryNotFoundError(memory_id, user_id=user_id)
+    return row_to_memory(row, with_embedding=with_embedding)
+
+
+def history_of(engine: Engine, memory_id: str, user_id: str | None) -> list[MemoryEvent]:
+    memory_id = check_id(memory_id, "memory_id")
+    with engine.connect() as conn:
+        rows = conn.execute(select(history).where(history.c.memory_id == memory_id)
+                            .order_by(history.c.id)).all()
+    if not rows or (user_id is not None and rows[0].user_id != user_id):
+        raise MemoryNotFoundError(memory_id, user_id=user_id)
+    return [row_to_event(r) for r in rows]
+
+
+def list_memories(engine: Engine, user_id: str, include_superseded: bool, limit: int | None,
+                  offset: int, filters: dict[str, Any]) -> list[Memory]:
+    query = build_filter_query(check_user_id(user_id), SearchFilters.of(
+        include_superseded=include_superseded, **filters), columns=MEMORY_COLUMNS)
+    query = query.order_by(memories.c.created_at.desc(), memories.c.pk.desc()).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as conn:
+        return [row_to_memory(r) for r in conn.execute(query)]
+
+
+def count(engine: Engine, user_id: str | None, include_superseded: bool) -> int:
+    query = select(func.count()).select_from(memories)
+    if user_id is not None:
+        query = query.where(memories.c.user_id == check_user_id(user_id))
+    if not include_superseded:
+        query = query.where(memories.c.valid_to.is_(None))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def user_ids(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(memories.c.user_id).distinct().order_by(memories.c.user_id))
+        return [r[0] for r in rows]
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Current and superseded memories, users and history events, for ``stats()``."""
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(memories)).scalar_one()
+        current = conn.execute(select(func.count()).select_from(memories)
+                               .where(memories.c.valid_to.is_(None))).scalar_one()
+        users = conn.execute(select(func.count(memories.c.user_id.distinct()))).scalar_one()
+        events = conn.execute(select(func.count()).select_from(history)).scalar_one()
+    return {"memories": int(current), "superseded": int(total - current),
+            "users": int(users), "history_events": int(events)}
