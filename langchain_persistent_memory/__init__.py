@@ -10,6 +10,7 @@ from .errors import (
     PersistentMemoryError,
     SchemaVersionError,
     ScopeError,
+    StoreClosedError,
 )
 from .models import (
     AddOp,
@@ -29,7 +30,7 @@ from .pipeline import (
     PipelinePrompts,
     ProcessResult,
 )
-from .store import LocalEmbeddings, MemoryStore, default_database_url
+from .store import IndexInfo, LocalEmbeddings, MemoryStore, default_database_url
 
 try:
     __version__ = version("langchain-persistent-memory")
@@ -71,6 +72,7 @@ __all__ = [
     "EmbeddingMismatchError",
     "EventType",
     "ExtractionError",
+    "IndexInfo",
     "InvalidInputError",
     "LlamaIndexMemoryRetriever",
     "LocalEmbeddings",
@@ -92,6 +94,7 @@ __all__ = [
     "ProcessResult",
     "SchemaVersionError",
     "ScopeError",
+    "StoreClosedError",
     "ScoredMemory",
     "SupersedeOp",
     "UpdateOp",

@@ -1,6 +1,7 @@
-"""The persistent store: SQL source of truth plus a derived, per-user FAISS index."""
+"""The persistent store: SQL source of truth plus per-user partitions derived from it."""
 
 from .embedding import LocalEmbeddings
 from .memory_store import MemoryStore, default_database_url
+from .partitions import IndexInfo
 
-__all__ = ["LocalEmbeddings", "MemoryStore", "default_database_url"]
+__all__ = ["IndexInfo", "LocalEmbeddings", "MemoryStore", "default_database_url"]
