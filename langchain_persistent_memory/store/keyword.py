@@ -21,11 +21,11 @@ import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
-from itertools import pairwise
 
 import Stemmer  # type: ignore[import-not-found]
 
-__all__ = ["STOPWORDS", "Analysed", "KeywordIndex", "analyse", "query_phrases", "query_terms"]
+__all__ = ["STOPWORDS", "Analysed", "KeywordIndex", "analyse", "analyse_many", "query_phrases",
+           "query_terms"]
 
 _MAX_TERMS = 32
 K1 = 1.2  # BM25 term-frequency saturation (the usual value, also FTS5's)
@@ -66,13 +66,26 @@ Analysed = tuple[int, Counter[str]]  # (length in words, term and pair frequenci
 
 def analyse(text: str) -> Analysed:
     """A memory's length and the frequency of each stemmed content word and word pair."""
-    words = _words(text)
-    stems = _stem(words)
-    content = [w not in STOPWORDS for w in words]
-    counts: Counter[str] = Counter(s for s, keep in zip(stems, content) if keep)
-    counts.update(f"{a} {b}" for (a, b), (ka, kb) in zip(pairwise(stems), pairwise(content))
-                  if ka and kb)
-    return len(words), counts
+    return analyse_many([text])[0]
+
+
+def analyse_many(texts: list[str]) -> list[Analysed]:
+    """:func:`analyse` for many texts with one stemmer call (a partition load)."""
+    split = [_words(text) for text in texts]
+    stems = _stem([w for words in split for w in words])
+    out: list[Analysed] = []
+    at = 0
+    for words in split:
+        mine = stems[at:at + len(words)]
+        at += len(words)
+        keep = [w not in STOPWORDS for w in words]
+        counts: Counter[str] = Counter([s for s, k in zip(mine, keep) if k])
+        pairs = [f"{mine[i]} {mine[i + 1]}" for i in range(len(words) - 1)
+                 if keep[i] and keep[i + 1]]
+        if pairs:
+            counts.update(pairs)
+        out.append((len(words), counts))
+    return out
 
 
 def query_terms(query: str) -> list[str]:

@@ -22,7 +22,7 @@ from ..errors import EmbeddingMismatchError, InvalidInputError
 from ..retrieval.hybrid import Facts
 from ..retrieval.rerank import is_question
 from .index import VectorPartition, best_first
-from .keyword import KeywordIndex, analyse, query_phrases, query_terms
+from .keyword import KeywordIndex, analyse_many, query_phrases, query_terms
 from .reader import LoadedRow, Reader
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "MEMORY_BUDGET_ENV", "IndexInfo", "PartitionView",
@@ -93,10 +93,12 @@ class UserPartition:
                             f" dimensions, not {self.dim}")
                     part.add(np.fromiter((r[0] for r in chosen), np.int64, len(chosen)),
                              np.ascontiguousarray(vectors))
-            for pk, session, content, when, importance, current, digest, _ in rows:
+            analysed = analyse_many([r[2] for r in rows])
+            for (pk, session, content, when, importance, current, digest, _), stats in zip(
+                    rows, analysed):
                 self.facts[pk] = Facts(session, when, importance, is_question(content))
                 self.is_current[pk] = current
-                self.keywords.add(pk, analyse(content))
+                self.keywords.add(pk, stats)
                 if current:
                     self.by_digest[digest] = pk
 
@@ -197,10 +199,14 @@ class PartitionView:
 
     def vectors(self, pks: list[int]) -> np.ndarray:
         part = self._part
+        current = part.current.pos
+        if all(pk in current for pk in pks):  # the common case: no superseded candidate
+            return part.current.rows(pks)
         rows = np.empty((len(pks), part.dim), dtype=np.float32)
-        for i, pk in enumerate(pks):
-            source = part.current if part.is_current[pk] else part.superseded
-            rows[i] = source.vectors()[source.pos[pk]]
+        for flag, source in ((True, part.current), (False, part.superseded)):
+            at = [i for i, pk in enumerate(pks) if (pk in current) is flag]
+            if at:
+                rows[at] = source.rows([pks[i] for i in at])
         return rows
 
     def facts(self, pk: int) -> Facts:
