@@ -45,15 +45,7 @@ class Reader:
         in_memory = self._sqlite and (db in (None, "", ":memory:")
                                       or str(db).startswith("file::memory:"))
         if not in_memory:  # in-memory SQLite has one shared connection: use the pool's
-            self._raw = engine.raw_connection()
-            driver = self._raw.driver_connection
-            if self._sqlite:
-                # Rows of random users are mostly outside the page cache: through a memory
-                # map they come from the OS page cache without a read() call each.
-                driver.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
-            else:
-                driver.autocommit = True
-                driver.prepare_threshold = 1
+            self._raw = self._connect()
         mark = "?" if self._sqlite else "%s"
         self._version_sql = f"SELECT version FROM {users.name} WHERE user_id = {mark}"
         self._load_sql = (f"SELECT pk, session_id, content, valid_from, importance, "
@@ -64,6 +56,18 @@ class Reader:
         self._rows_sql = f"SELECT {', '.join(_ROW_NAMES)} FROM {memories.name} WHERE "
         self._mark = mark
 
+    def _connect(self) -> Any:
+        raw = self._engine.raw_connection()  # with the engine's connect-time settings
+        driver: Any = raw.driver_connection
+        if self._sqlite:
+            # Rows of random users are mostly outside the page cache: through a memory map
+            # they come from the OS page cache without a read() call each.
+            driver.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
+        else:
+            driver.autocommit = True
+            driver.prepare_threshold = 1
+        return raw
+
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
             if self._closed:
@@ -71,11 +75,23 @@ class Reader:
             if self._raw is None:
                 with self._engine.connect() as conn:
                     return list(conn.exec_driver_sql(sql, tuple(params)).all())
-            cur = self._raw.driver_connection.cursor()
             try:
-                return list(cur.execute(sql, params).fetchall())
-            finally:
-                cur.close()
+                return self._run(sql, params)
+            except Exception:
+                if self._sqlite or not self._raw.driver_connection.closed:
+                    raise
+                # The server closed the connection (restart, idle timeout): a new one, once.
+                with contextlib.suppress(Exception):
+                    self._raw.invalidate()
+                self._raw = self._connect()
+                return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        cur = self._raw.driver_connection.cursor()
+        try:
+            return list(cur.execute(sql, params).fetchall())
+        finally:
+            cur.close()
 
     def version(self, user_id: str) -> int | None:
         """The user's data version (None: the user has no data)."""
