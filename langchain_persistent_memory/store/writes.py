@@ -10,11 +10,12 @@ user's writers (PostgreSQL) without making anyone else's writes wait.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -216,6 +217,9 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                 vectors: dict[str, np.ndarray], now: datetime,
                 dedupe: bool = True) -> tuple[list[Applied], Committed]:
     """Transaction body. ``user_id`` None is the admin scope (ops by id, any user)."""
+    if (user_id is not None and len(ops) == 1 and ops[0].kind == "delete"
+            and conn.dialect.name == "postgresql"):
+        return _delete_one_pg(conn, user_id, ops[0], now)
     results: list[Applied | None] = [None] * len(ops)
     versions = {} if user_id is None else {user_id: bump_version(conn, user_id)}
     pending: list[Change] = []
@@ -289,6 +293,33 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
         versions[touched] = bump_version(conn, touched)
     applied = [r for r in results if r is not None]
     return applied, Committed(versions, pending)
+
+
+_ROW_NAMES = ", ".join(c.name for c in MEMORY_COLUMNS)
+# One statement, one round trip: the user's version, the row, its history event.
+_PG_DELETE = text(f"""
+WITH v AS ({_BUMP.text}),
+gone AS (DELETE FROM {memories.name} WHERE id = :id AND user_id = :user_id
+         RETURNING {_ROW_NAMES}),
+logged AS (INSERT INTO {history.name} (memory_id, user_id, event, old_content, new_content,
+                                       created_at, metadata)
+           SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone)
+SELECT v.version, gone.* FROM v LEFT JOIN gone ON true""")
+
+
+def _delete_one_pg(conn: Connection, user_id: str, op: PreparedOp,
+                   now: datetime) -> tuple[list[Applied], Committed]:
+    """A user's single delete on PostgreSQL (the common call) in one statement."""
+    row = conn.execute(_PG_DELETE, {
+        "user_id": user_id, "first": first_version(), "id": op.memory_id,
+        "event": EventType.DELETE.value, "now": now.astimezone(timezone.utc).replace(tzinfo=None),
+        "meta": json.dumps({"reason": op.reason} if op.reason else {})}).one()
+    if row[1] is None:  # no such memory of this user: the transaction rolls back
+        assert op.memory_id is not None
+        raise MemoryNotFoundError(op.memory_id, user_id=user_id)
+    before = raw_memory(tuple(row[1:]))
+    return ([Applied("delete", before)],
+            Committed({user_id: int(row[0])}, [Change(user_id, int(row[1]), "delete")]))
 
 
 def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]],
