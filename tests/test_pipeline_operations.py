@@ -84,6 +84,7 @@ def test_delete_removes_from_search_and_index(store: MemoryStore):
     address, _ = seed(store, "alice", "The user lives at 12 Rose Street.", "The user likes tea.")
     llm = ScriptedChatModel([lambda msgs: ops({
         "op": "DELETE", "handle": next(h for h, t in handles_in(msgs).items() if "Rose" in t)})])
+    store.search("tea", user_id="alice")  # loads alice's partition into this process
     before = store.stats()["indexed_vectors"]
     result = MemoryManager(store, llm).process("please forget my address", user_id="alice")
     assert [c.action for c in result.operations] == ["delete"]
