@@ -7,7 +7,8 @@ driver's own error (``sqlite3.ProgrammingError: Cannot operate on a closed datab
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from ..errors import PersistentMemoryError, StoreClosedError
@@ -23,9 +24,19 @@ class _Closable(Protocol):
     def closed(self) -> bool: ...
 
 
-def _closed(args: Any) -> bool:
+@contextmanager
+def _typed_close_errors(args: Any) -> Iterator[None]:
     owner: _Closable = args[0]
-    return owner.closed
+    if owner.closed:
+        raise StoreClosedError("this MemoryStore is closed")
+    try:
+        yield
+    except PersistentMemoryError:
+        raise
+    except Exception as exc:
+        if owner.closed:
+            raise StoreClosedError("this MemoryStore was closed during the call") from exc
+        raise
 
 
 def open_only(method: Callable[P, T]) -> Callable[P, T]:
@@ -33,16 +44,8 @@ def open_only(method: Callable[P, T]) -> Callable[P, T]:
     interrupted into :class:`StoreClosedError`."""
     @functools.wraps(method)
     def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-        if _closed(args):
-            raise StoreClosedError("this MemoryStore is closed")
-        try:
+        with _typed_close_errors(args):
             return method(*args, **kwargs)
-        except PersistentMemoryError:
-            raise
-        except Exception as exc:
-            if _closed(args):
-                raise StoreClosedError("this MemoryStore was closed during the call") from exc
-            raise
     return guarded
 
 
@@ -50,14 +53,6 @@ def aopen_only(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """:func:`open_only` for coroutines."""
     @functools.wraps(method)
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-        if _closed(args):
-            raise StoreClosedError("this MemoryStore is closed")
-        try:
+        with _typed_close_errors(args):
             return await method(*args, **kwargs)
-        except PersistentMemoryError:
-            raise
-        except Exception as exc:
-            if _closed(args):
-                raise StoreClosedError("this MemoryStore was closed during the call") from exc
-            raise
     return guarded
