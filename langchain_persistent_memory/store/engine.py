@@ -180,14 +180,16 @@ def _is_busy(exc: OperationalError) -> bool:
 
 
 def run_write(engine: Engine, body: Callable[[Connection], T], *,
-              connection: Callable[[], AbstractContextManager[Connection]] | None = None
-              ) -> T:
-    """Run ``body`` in one write transaction with writers serialised, and commit.
+              connection: Callable[[], AbstractContextManager[Connection]] | None = None,
+              one_statement: bool = False) -> T:
+    """Run ``body`` in one write transaction, and commit.
 
     On a busy or deadlocked database the whole transaction is rolled back and run again
     with jittered exponential backoff, so ``body`` must only touch the database.
     ``connection`` supplies the connection (e.g. :meth:`KeptConnection.hold`); default: a
-    pooled one.
+    pooled one. ``one_statement`` (PostgreSQL): ``body`` writes with a single statement,
+    which is its own transaction in autocommit mode, saving the BEGIN and COMMIT round
+    trips.
     """
     delay = 0.01
     for attempt in range(_RETRIES):
@@ -195,6 +197,8 @@ def run_write(engine: Engine, body: Callable[[Connection], T], *,
             with (connection or engine.connect)() as conn:
                 if is_sqlite(engine):
                     conn.info["lpm_begin"] = "IMMEDIATE"
+                elif one_statement:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 with conn.begin():
                     return body(conn)
         except OperationalError as exc:

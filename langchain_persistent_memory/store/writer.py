@@ -79,7 +79,11 @@ class Writer:
             return execute_ops(conn, user_id=scope, ops=prepared, vectors=vectors, now=now,
                                dedupe=self.dedupe)
 
-        applied, committed = run_write(self.engine, body, connection=self.connection)
+        # A user's single delete is one statement on PostgreSQL (see writes): no BEGIN/COMMIT.
+        single = scope is not None and len(prepared) == 1 and prepared[0].kind == "delete" \
+            and self.model_recorded
+        applied, committed = run_write(self.engine, body, connection=self.connection,
+                                       one_statement=single)
         self.embedder.committed(vectors)  # committed: these texts have vectors
         self.model_recorded = self.embedder.dim is not None
         self.update_partitions(committed)

@@ -296,15 +296,18 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
 
 
 _ROW_NAMES = ", ".join(c.name for c in MEMORY_COLUMNS)
-# One statement, one round trip: the user's version, the row, its history event.
+# One statement, one round trip: the row, its history event, the user's version (bumped only
+# when the row was there, so a refused delete writes nothing even in autocommit mode).
 _PG_DELETE = text(f"""
-WITH v AS ({_BUMP.text}),
-gone AS (DELETE FROM {memories.name} WHERE id = :id AND user_id = :user_id
-         RETURNING {_ROW_NAMES}),
+WITH gone AS (DELETE FROM {memories.name} WHERE id = :id AND user_id = :user_id
+              RETURNING {_ROW_NAMES}),
+v AS (INSERT INTO {users.name} (user_id, version) SELECT :user_id, :first FROM gone
+      ON CONFLICT (user_id) DO UPDATE SET version = {users.name}.version + 1
+      RETURNING version),
 logged AS (INSERT INTO {history.name} (memory_id, user_id, event, old_content, new_content,
                                        created_at, metadata)
            SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone)
-SELECT v.version, gone.* FROM v LEFT JOIN gone ON true""")
+SELECT v.version, gone.* FROM gone CROSS JOIN v""")
 
 
 def _delete_one_pg(conn: Connection, user_id: str, op: PreparedOp,
@@ -313,8 +316,8 @@ def _delete_one_pg(conn: Connection, user_id: str, op: PreparedOp,
     row = conn.execute(_PG_DELETE, {
         "user_id": user_id, "first": first_version(), "id": op.memory_id,
         "event": EventType.DELETE.value, "now": now.astimezone(timezone.utc).replace(tzinfo=None),
-        "meta": json.dumps({"reason": op.reason} if op.reason else {})}).one()
-    if row[1] is None:  # no such memory of this user: the transaction rolls back
+        "meta": json.dumps({"reason": op.reason} if op.reason else {})}).first()
+    if row is None:  # no such memory of this user: nothing was written
         assert op.memory_id is not None
         raise MemoryNotFoundError(op.memory_id, user_id=user_id)
     before = raw_memory(tuple(row[1:]))
