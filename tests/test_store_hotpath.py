@@ -216,3 +216,29 @@ def test_ids_of_a_big_user_are_looked_up_by_the_unique_index(tmp_path: Path) -> 
             plan = " ".join(r[3] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
             assert "sqlite_autoindex_lpm_memories_1 (id=?)" in plan
             assert sorted(conn.execute(query).scalars()) == sorted(ids[:100])
+
+
+def test_long_postings_scored_as_arrays_rank_like_the_plain_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big user's common words are scored with numpy: same scores, same order."""
+    from langchain_persistent_memory.store import keyword
+
+    rng = np.random.default_rng(7)
+    words = [f"w{i}" for i in range(40)]
+    index = keyword.KeywordIndex()
+    for pk in range(1, 1500):
+        index.add(pk, keyword.analyse(" ".join(rng.choice(words, int(rng.integers(3, 12))))))
+    index.remove(range(100, 200))
+    for query in ("w1 w2", "w3", "w5 w6 w7 w39"):
+        terms, phrases = keyword.query_terms(query), keyword.query_phrases(query)
+        monkeypatch.setattr(keyword, "_ARRAY_MIN", 10**9)
+        plain = index.search(terms, phrases, 50, lambda pk: pk % 3 != 0)
+        monkeypatch.setattr(keyword, "_ARRAY_MIN", 1)
+        arrays = index.search(terms, phrases, 50, lambda pk: pk % 3 != 0)
+        assert list(arrays) == list(plain) and len(plain) == 50
+        assert np.allclose(list(arrays.values()), list(plain.values()))
+    # The arrays follow later adds and removals of the term.
+    index.add(5000, keyword.analyse("w3 w3 w3"))
+    assert next(iter(index.search(["w3"], [], 5, lambda pk: True))) == 5000
+    index.remove([5000])
+    assert 5000 not in index.search(["w3"], [], 2000, lambda pk: True)

@@ -22,12 +22,14 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import Stemmer  # type: ignore[import-not-found]
 
 __all__ = ["STOPWORDS", "Analysed", "KeywordIndex", "analyse", "analyse_many", "query_phrases",
            "query_terms"]
 
 _MAX_TERMS = 32
+_ARRAY_MIN = 512  # postings at least this long are scored as arrays
 K1 = 1.2  # BM25 term-frequency saturation (the usual value, also FTS5's)
 B = 0.75  # BM25 length normalisation
 
@@ -114,12 +116,15 @@ class KeywordIndex:
     the partition, so a filter never changes how a word is weighted.
     """
 
-    __slots__ = ("_docs", "_postings", "_total_length")
+    __slots__ = ("_arrays", "_docs", "_postings", "_total_length")
 
     def __init__(self) -> None:
         self._postings: dict[str, dict[int, int]] = {}
         self._docs: dict[int, tuple[int, tuple[str, ...]]] = {}  # pk -> (length, terms)
         self._total_length = 0
+        # Long postings as arrays (pks, term frequencies, lengths), built on first use and
+        # dropped when the term changes: a big user's common word is scored by numpy.
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -130,8 +135,11 @@ class KeywordIndex:
         length, counts = analysed
         self._docs[pk] = (length, tuple(counts))
         self._total_length += length
+        arrays = self._arrays
         for term, tf in counts.items():
             self._postings.setdefault(term, {})[pk] = tf
+            if arrays:
+                arrays.pop(term, None)
 
     def remove(self, pks: Iterable[int]) -> None:
         for pk in pks:
@@ -140,6 +148,7 @@ class KeywordIndex:
                 continue
             self._total_length -= doc[0]
             for term in doc[1]:
+                self._arrays.pop(term, None)
                 posting = self._postings[term]
                 del posting[pk]
                 if not posting:
@@ -163,14 +172,54 @@ class KeywordIndex:
             return {}
         avg = max(self._total_length / n, 1.0)
         scores: dict[int, float] = {}
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
         for term in (*terms, *phrases):
             posting = self._postings.get(term)
             if not posting:
                 continue
             idf = math.log(1.0 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
+            if len(posting) >= _ARRAY_MIN:
+                pks, tf, lengths = self._term_arrays(term, posting)
+                parts.append((pks, idf * tf * (K1 + 1.0)
+                              / (tf + K1 * (1.0 - B + B * lengths / avg))))
+                continue
             docs = self._docs
-            for pk, tf in posting.items():
+            for pk, count in posting.items():
                 norm = K1 * (1.0 - B + B * docs[pk][0] / avg)
-                scores[pk] = scores.get(pk, 0.0) + idf * tf * (K1 + 1.0) / (tf + norm)
+                scores[pk] = scores.get(pk, 0.0) + idf * count * (K1 + 1.0) / (count + norm)
+        if parts:
+            return self._best_of_arrays(parts, scores, limit, keep)
         ranked = sorted((pk for pk in scores if keep(pk)), key=lambda p: (-scores[p], -p))
         return {pk: scores[pk] for pk in ranked[:limit]}
+
+    def _term_arrays(self, term: str, posting: dict[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        arrays = self._arrays.get(term)
+        if arrays is None:
+            pks = np.fromiter(posting, dtype=np.int64, count=len(posting))
+            tf = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
+            docs = self._docs
+            lengths = np.fromiter((docs[pk][0] for pk in posting), dtype=np.float64,
+                                  count=len(posting))
+            arrays = self._arrays[term] = (pks, tf, lengths)
+        return arrays
+
+    @staticmethod
+    def _best_of_arrays(parts: list[tuple[np.ndarray, np.ndarray]], small: dict[int, float],
+                        limit: int, keep: Callable[[int], bool]) -> dict[int, float]:
+        """Sum per memory the array-scored terms and the small postings, best first."""
+        pks = np.concatenate([p for p, _ in parts]
+                             + [np.fromiter(small, dtype=np.int64, count=len(small))])
+        values = np.concatenate([v for _, v in parts]
+                                + [np.fromiter(small.values(), dtype=np.float64,
+                                               count=len(small))])
+        unique, at = np.unique(pks, return_inverse=True)
+        totals = np.bincount(at, weights=values)
+        out: dict[int, float] = {}
+        for i in np.lexsort((-unique, -totals)).tolist():
+            pk = int(unique[i])
+            if keep(pk):
+                out[pk] = float(totals[i])
+                if len(out) == limit:
+                    break
+        return out
