@@ -4,12 +4,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import (
     EmbeddingMismatchError,
+    EmbeddingModelError,
     ExtractionError,
     InvalidInputError,
     MemoryNotFoundError,
     PersistentMemoryError,
     SchemaVersionError,
-    ScopeError,
 )
 from .models import (
     AddOp,
@@ -69,6 +69,7 @@ __all__ = [
     "ConsolidationResult",
     "DeleteOp",
     "EmbeddingMismatchError",
+    "EmbeddingModelError",
     "EventType",
     "ExtractionError",
     "InvalidInputError",
@@ -91,7 +92,6 @@ __all__ = [
     "PipelinePrompts",
     "ProcessResult",
     "SchemaVersionError",
-    "ScopeError",
     "ScoredMemory",
     "SupersedeOp",
     "UpdateOp",

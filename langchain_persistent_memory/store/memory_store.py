@@ -39,7 +39,16 @@ from ..models import (
 )
 from ..retrieval.hybrid import ranked_search
 from ..retrieval.options import SearchOptions
-from ..validation import DEFAULT_MAX_CONTENT_CHARS, check_id, check_user_id
+from ..validation import (
+    DEFAULT_MAX_CONTENT_CHARS,
+    check_embeddings,
+    check_id,
+    check_limit,
+    check_min_score,
+    check_offset,
+    check_query_vector,
+    check_user_id,
+)
 from .embedding import LocalEmbeddings, embedding_model_name, normalize_rows, unit_vector
 from .engine import (
     create_store_engine,
@@ -249,7 +258,7 @@ class MemoryStore:
                     known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = dict(known)
         if missing:
-            matrix = normalize_rows(np.asarray(raw, dtype=np.float32))
+            matrix = normalize_rows(check_embeddings(raw, len(missing)))
             if matrix.shape[0] != len(missing):
                 raise EmbeddingMismatchError(
                     f"the model returned {matrix.shape[0]} vectors for {len(missing)} texts")
@@ -271,7 +280,7 @@ class MemoryStore:
             )
 
     def _remember_query(self, query: str, raw: Sequence[float]) -> np.ndarray:
-        vec = unit_vector(raw)
+        vec = unit_vector(check_embeddings([raw], 1, allow_zero=True)[0])
         self._query_cache.put_many([(query, vec)])
         return vec
 
@@ -515,8 +524,9 @@ class MemoryStore:
         self._ensure_open()
         query = build_filter_query(check_user_id(user_id), SearchFilters.of(
             include_superseded=include_superseded, **filters), columns=MEMORY_COLUMNS)
-        query = query.order_by(memories.c.created_at.desc(), memories.c.pk.desc()).offset(offset)
-        if limit is not None:
+        query = query.order_by(memories.c.created_at.desc(), memories.c.pk.desc()).offset(
+            check_offset(offset))
+        if check_limit(limit) is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             return [row_to_memory(r) for r in conn.execute(query)]
@@ -566,6 +576,7 @@ class MemoryStore:
         ``min_score`` is a floor on cosine similarity in every mode.
         """
         self._ensure_open()
+        min_score = check_min_score(min_score)
         options, filters = SearchOptions.split(filters)
         user_id, k, parsed = self._search_args(query, user_id, k, include_superseded, filters)
         return ranked_search(self, query, self.embed_query(query), user_id, k, parsed,
@@ -575,6 +586,7 @@ class MemoryStore:
                       include_superseded: bool = False, min_score: float | None = None,
                       **filters: Any) -> list[ScoredMemory]:
         self._ensure_open()
+        min_score = check_min_score(min_score)
         options, filters = SearchOptions.split(filters)
         user_id, k, parsed = self._search_args(query, user_id, k, include_superseded, filters)
         vector = await self.aembed_query(query)
@@ -587,7 +599,8 @@ class MemoryStore:
         """Like :meth:`search` with a precomputed query embedding."""
         self._ensure_open()
         user_id, k, parsed = self._search_args("-", user_id, k, include_superseded, filters)
-        return self._search_vector(unit_vector(vector), user_id, k, parsed, min_score)
+        return self._search_vector(unit_vector(check_query_vector(vector)), user_id, k, parsed,
+                                   check_min_score(min_score))
 
     @staticmethod
     def _search_args(query: Any, user_id: Any, k: Any, include_superseded: bool,

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import EmbeddingMismatchError, InvalidInputError
-from ..validation import check_user_id
+from ..validation import check_embeddings, check_user_id
 from .embedding import normalize_rows
 from .engine import is_sqlite, run_write
 from .files import atomic_write
@@ -235,7 +235,7 @@ def _fill_vectors(store: MemoryStore, mems: list[MemoryRecord]) -> None:
                      if h not in known}.items())
         if todo:
             raw = store.embeddings.embed_documents([text for _, text in todo])
-            matrix = normalize_rows(np.asarray(raw, dtype=np.float32))
+            matrix = normalize_rows(check_embeddings(raw, len(todo)))
             known.update(zip([h for h, _ in todo], matrix))
         for m in mems:
             if m.vector is None:
