@@ -187,12 +187,21 @@ def _validate(store: MemoryStore, lines: Iterator[str], user_id: str | None,
     with store.engine.connect() as conn:
         taken = _existing_ids(conn, wanted)
     if taken and on_conflict == "error":
-        sample = ", ".join(sorted(taken)[:5])
-        raise InvalidInputError(
-            f"{len(taken)} memory id(s) already exist in this store (e.g. {sample}); "
-            "nothing was imported. Use on_conflict='skip' to import only the new ones",
-            field="id")
+        raise _conflict(sorted(taken), owner)
     return taken
+
+
+def _conflict(taken: list[str], owner: dict[str, str]) -> InvalidInputError:
+    """Counted as the export counted them: memories, then histories of deleted ones."""
+    rows = [mid for mid in taken if mid in owner]
+    deleted = len(taken) - len(rows)
+    what = f"{len(rows)} of the file's memories" if rows else "none of the file's memories"
+    if deleted:
+        what += f" and the history of {deleted} deleted one(s)"
+    return InvalidInputError(
+        f"{what} already exist in this store (e.g. {', '.join((rows or taken)[:3])}); "
+        "nothing was imported. Use on_conflict='skip' to import only the new ones",
+        field="on_conflict")
 
 
 def _check_vector_source(store: MemoryStore, header: Header, vector: np.ndarray,
