@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -40,6 +40,8 @@ __all__ = [
     "resolve_database_url",
     "stored_model_name",
 ]
+
+_T = TypeVar("_T")
 
 DATABASE_ENV = "LPM_DATABASE_URL"
 EMBEDDINGS_ENV = "LPM_EMBEDDINGS"
@@ -119,7 +121,7 @@ def load_embeddings(spec: str | None = None) -> Embeddings:
     return embeddings
 
 
-def _build(spec: str, factory: Callable[[], Any]) -> Any:
+def _build(spec: str, factory: Callable[[], _T]) -> _T:
     """Call a third-party constructor: whatever it raises (a pydantic ValidationError for a
     missing argument, the client's error for a missing key) becomes one readable line."""
     try:
