@@ -275,6 +275,11 @@ def test_query_naming_a_time_before_year_one_still_searches(
     store.add("Rome was founded long ago", user_id="alice")
     hits = store.search(query, user_id="alice", mode=mode)
     assert [h.memory.content for h in hits] == ["Rome was founded long ago"]
+    from langchain_persistent_memory import MemoryRetriever
+
+    docs = MemoryRetriever(store=store, user_id="alice", filters={"mode": mode}).invoke(
+        query)  # what every chat turn through the integrations runs
+    assert [d.page_content for d in docs] == ["Rome was founded long ago"]
 
 
 def test_times_ago_parse_until_the_calendar_runs_out() -> None:
