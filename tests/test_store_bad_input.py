@@ -302,7 +302,7 @@ class BrokenEmbeddings(HashEmbeddings):
 
     def _bad(self, n: int) -> Any:
         row = {"nan": [float("nan")] * 64, "inf": [float("inf")] * 64, "zero": [0.0] * 64,
-               "text": ["0.1"] * 64, "none": [None] * 64}.get(self.fault)
+               "text": ["a"] * 64, "none": [None] * 64}.get(self.fault)
         if row is not None:
             return [list(row) for _ in range(n)]
         if self.fault == "ragged":
