@@ -146,7 +146,7 @@ def _edit_form(store: MemoryStore, memory: Memory) -> None:
                 saved = apply_edit(store, memory, content=content, category=category,
                                    importance=importance, supersede=supersede)
             except USER_ERRORS as exc:
-                st.error(describe(exc))
+                st.error(md_escape(describe(exc)))  # may quote what was typed
             else:
                 st.session_state["next_memory"] = saved.id
                 _flash("Saved.")
@@ -181,7 +181,7 @@ def main() -> None:
     try:
         store = _store(os.environ.get(DATABASE_ENV), os.environ.get(EMBEDDINGS_ENV))
     except USER_ERRORS as exc:
-        st.error(f"Cannot open the store: {describe(exc)}")
+        st.error(f"Cannot open the store: {md_escape(describe(exc))}")
         st.stop()
     if "flash" in st.session_state:  # a toast: the layout (and the open tab) stays put
         st.toast(st.session_state.pop("flash"), icon=":material/check_circle:", duration="long")
