@@ -4,12 +4,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import (
     EmbeddingMismatchError,
+    EmbeddingModelError,
     ExtractionError,
     InvalidInputError,
     MemoryNotFoundError,
     PersistentMemoryError,
     SchemaVersionError,
-    ScopeError,
     StoreClosedError,
 )
 from .models import (
@@ -70,6 +70,7 @@ __all__ = [
     "ConsolidationResult",
     "DeleteOp",
     "EmbeddingMismatchError",
+    "EmbeddingModelError",
     "EventType",
     "ExtractionError",
     "IndexInfo",
@@ -93,7 +94,6 @@ __all__ = [
     "PipelinePrompts",
     "ProcessResult",
     "SchemaVersionError",
-    "ScopeError",
     "ScoredMemory",
     "StoreClosedError",
     "SupersedeOp",

@@ -5,10 +5,10 @@ subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` 
 
     PersistentMemoryError
     ├── InvalidInputError (ValueError)      bad argument; nothing was written
-    │   ├── ScopeError                       an id or operation outside the caller's user scope
     │   └── StoreClosedError                 the store was closed (also mid-call)
     ├── MemoryNotFoundError (KeyError)       no memory with that id (for that user)
     ├── EmbeddingMismatchError (ValueError)  store was built with another embedding model
+    ├── EmbeddingModelError (ValueError)     the embedding model returned unusable vectors
     ├── SchemaVersionError (RuntimeError)    database schema is newer than this release
     └── ExtractionError (RuntimeError)       the chat model's output could not be used
 """
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 __all__ = [
     "EmbeddingMismatchError",
+    "EmbeddingModelError",
     "ExtractionError",
     "InvalidInputError",
     "MemoryNotFoundError",
     "PersistentMemoryError",
     "SchemaVersionError",
-    "ScopeError",
     "StoreClosedError",
 ]
 
@@ -41,10 +41,6 @@ class InvalidInputError(PersistentMemoryError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
-
-
-class ScopeError(InvalidInputError):
-    """A memory id or operation does not belong to the user the call is scoped to."""
 
 
 class StoreClosedError(InvalidInputError):
@@ -71,6 +67,12 @@ class EmbeddingMismatchError(PersistentMemoryError, ValueError):
         super().__init__(message)
         self.stored = stored
         self.given = given
+
+
+class EmbeddingModelError(PersistentMemoryError, ValueError):
+    """The embedding model returned vectors that cannot be stored or searched: NaN or
+    infinite values, all zeros, rows of unequal length, text, or the wrong number of rows.
+    Nothing was written."""
 
 
 class SchemaVersionError(PersistentMemoryError, RuntimeError):

@@ -12,16 +12,25 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import InvalidInputError
+import numpy as np
+
+from .errors import EmbeddingModelError, InvalidInputError
 
 __all__ = [
     "DEFAULT_MAX_CONTENT_CHARS",
     "check_content",
+    "check_embedding",
+    "check_embeddings",
     "check_id",
     "check_importance",
     "check_label",
+    "check_labels",
+    "check_limit",
     "check_metadata",
+    "check_min_score",
     "check_new_memory_id",
+    "check_offset",
+    "check_query_vector",
     "check_user_id",
     "content_hash",
     "to_utc",
@@ -97,11 +106,11 @@ def check_new_memory_id(value: Any, field: str = "id") -> str | None:
     every backend (SQLite would store a longer one, PostgreSQL would refuse it)."""
     if value is None:
         return None
-    value = check_id(value, field)
-    if len(value) > MAX_MEMORY_ID_CHARS:
+    checked = check_id(value, field)
+    if len(checked) > MAX_MEMORY_ID_CHARS:
         raise InvalidInputError(
             f"{field} is longer than {MAX_MEMORY_ID_CHARS} characters", field=field)
-    return value
+    return checked
 
 
 def check_optional_id(value: Any, field: str) -> str | None:
@@ -133,6 +142,107 @@ def check_importance(value: Any) -> float:
     if not math.isfinite(number) or not 0.0 <= number <= 1.0:
         raise InvalidInputError(f"importance must be in [0, 1], got {value!r}", field="importance")
     return number
+
+
+def check_labels(value: Any, field: str = "category") -> tuple[str, ...] | None:
+    """One label or a list of them (a search filter); None means no filter."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    elif not isinstance(value, (list, tuple, set, frozenset)):
+        raise InvalidInputError(
+            f"{field} must be a string or a list of strings, not {type(value).__name__}",
+            field=field)
+    return tuple(str(check_label(v, field)) for v in value)
+
+
+def _count(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(
+            f"{field} must be a whole number, not {type(value).__name__}", field=field)
+    if value < 0:
+        raise InvalidInputError(f"{field} must not be negative, got {value}", field=field)
+    return value
+
+
+def check_limit(value: Any) -> int | None:
+    """A page size: None (no limit) or an integer >= 0 (the same answer on every backend:
+    SQLite would read -1 as "no limit", PostgreSQL refuses it)."""
+    return None if value is None else _count(value, "limit")
+
+
+def check_offset(value: Any) -> int:
+    """Rows to skip: an integer >= 0."""
+    return _count(value, "offset")
+
+
+def check_min_score(value: Any) -> float | None:
+    """A cosine-similarity floor: None or a finite number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise InvalidInputError(f"min_score must be a finite number or None, got {value!r}",
+                                field="min_score")
+    return float(value)
+
+
+def _matrix(values: Any, field: str) -> np.ndarray:
+    """Finite float32 numbers only: text, None (read as NaN) and ragged rows are refused.
+
+    One C-level conversion (this runs on every embedding batch); numeric strings such as
+    "0.5" pass as the numbers they spell.
+    """
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            matrix = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as exc:  # text, ragged rows
+        raise InvalidInputError(f"{field} is not a list of numbers: {exc}", field=field) from None
+    if not np.isfinite(matrix).all():
+        raise InvalidInputError(f"{field} holds NaN, infinite or missing values (or numbers "
+                                "too large for float32)", field=field)
+    return matrix
+
+
+def check_query_vector(values: Any, field: str = "vector") -> np.ndarray:
+    """A query embedding: one non-empty row of finite numbers, as float32."""
+    vector = _matrix(values, field)
+    if vector.ndim != 1 or vector.size == 0:
+        raise InvalidInputError(f"{field} must be a non-empty flat list of numbers", field=field)
+    return vector
+
+
+def check_embedding(values: Any, field: str = "embedding") -> np.ndarray:
+    """A vector to store: finite and not all zeros (a zero vector has no direction, so it
+    would match nothing, and an export holding one could not be imported)."""
+    vector = check_query_vector(values, field)
+    if not np.any(vector):
+        raise InvalidInputError(f"{field} is all zeros", field=field)
+    return vector
+
+
+def check_embeddings(values: Any, count: int, field: str = "embeddings", *,
+                     allow_zero: bool = False) -> np.ndarray:
+    """What an embedding model returned for ``count`` texts: ``count`` equal-length rows of
+    finite numbers, none all zeros unless ``allow_zero`` (a query: it just matches nothing).
+    A broken model is refused before anything is written."""
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        raise EmbeddingModelError(
+            f"the embedding model returned {type(values).__name__}, not a list of vectors")
+    try:
+        matrix = _matrix(values, field) if len(values) else np.zeros((0, 0), np.float32)
+    except InvalidInputError as exc:
+        raise EmbeddingModelError(f"the embedding model's output is unusable: {exc}") from None
+    if matrix.ndim != 2 or matrix.shape[0] != count or (count and matrix.shape[1] == 0):
+        raise EmbeddingModelError(
+            f"the embedding model returned {len(values)} vector(s) of unequal or zero length "
+            f"for {count} text(s)")
+    zero = ~matrix.any(axis=1)
+    if zero.any() and not allow_zero:
+        raise EmbeddingModelError(
+            f"the embedding model returned an all-zero vector for text #{int(np.argmax(zero))}")
+    return matrix
 
 
 def _depth(value: Any, level: int = 0) -> int:
@@ -169,7 +279,7 @@ def check_metadata(value: Any) -> dict[str, Any]:
     _check_text(text, "metadata")
     if "\\u0000" in text:
         raise InvalidInputError("metadata must not contain NUL characters", field="metadata")
-    round_trip = json.loads(text)
+    round_trip: dict[str, Any] = json.loads(text)
     if round_trip != value:
         raise InvalidInputError(
             "metadata does not survive JSON unchanged (use str keys, lists not tuples)",

@@ -40,11 +40,12 @@ def db(tmp_path: Path) -> Path:
 @pytest.fixture
 def lpm(db: Path) -> Run:
     runner = CliRunner()
-    env = {"LPM_DATABASE_URL": f"sqlite:///{db}", "LPM_EMBEDDINGS": HASH, "LPM_USER": None,
-           "COLUMNS": "200"}
+    base = {"LPM_DATABASE_URL": f"sqlite:///{db}", "LPM_EMBEDDINGS": HASH, "LPM_USER": None,
+            "COLUMNS": "200"}
 
-    def run(*args: str, input: str | None = None, ok: bool = True) -> Result:
-        result = runner.invoke(app, list(args), env=env, input=input)
+    def run(*args: str, input: str | None = None, ok: bool = True,
+            env: dict[str, str | None] | None = None) -> Result:
+        result = runner.invoke(app, list(args), env={**base, **(env or {})}, input=input)
         if ok:
             assert result.exit_code == 0, (result.output, result.exception)
         return result

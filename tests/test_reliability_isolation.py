@@ -142,17 +142,23 @@ def test_retriever_and_tools_return_only_the_callers_memories(
     me = users[asker % len(users)]
     mine = {mid for mid, user in owner.items() if user == me}
 
+    # The store's own scoped answer is the oracle: each integration must return exactly it
+    # (an empty answer passes a subset check, so "nothing" would look isolated).
+    expected = [h.memory.id for h in memory_store.search(query, user_id=me, k=20)]
+    assert set(expected) <= mine
+    assert bool(expected) == bool(mine)  # the caller's memories are found when they exist
+
     docs = MemoryRetriever(store=memory_store, user_id=me, k=20).invoke(query)
-    assert {d.id for d in docs} <= mine
+    assert [d.id for d in docs] == expected
     assert {d.metadata["user_id"] for d in docs} <= {me}
     docs = MemoryRetriever(store=memory_store, k=20).invoke(
         query, config={"metadata": {"user_id": me}})
-    assert {d.id for d in docs} <= mine
+    assert [d.id for d in docs] == expected
 
     search = next(t for t in create_memory_tools(memory_store) if t.name == "search_memories")
     runtime = SimpleNamespace(context={"user_id": me}, config={})
     found = json.loads(search.func(query=query, runtime=runtime, k=20))
-    assert {f["id"] for f in found} <= mine
+    assert [f["id"] for f in found] == expected
     # Every memory of the caller is reachable (scoping does not hide the caller's own).
     every = memory_store.search_by_vector(np.ones(DIM), user_id=me, k=100)
     assert {h.memory.id for h in every} == mine

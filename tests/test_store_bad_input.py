@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,35 @@ def _cases() -> dict[str, tuple[type[Exception], Callable[[Seeded], Any]]]:
         "reembed batch size": (InvalidInputError, lambda s: s.store.reembed(batch_size=-1)),
         "export bad user": (InvalidInputError, lambda s: s.store.export_jsonl(
             "/dev/null", user_id="")),
+        "add embedding all zeros": (InvalidInputError, lambda s: s.store.apply(
+            [AddOp(content="valid text", embedding=[0.0] * 64)], user_id="alice")),
+        "add embedding inf": (InvalidInputError, lambda s: s.store.apply(
+            [AddOp(content="valid text", embedding=[float("inf")] * 64)], user_id="alice")),
+        "search min_score text": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", min_score="a")),  # type: ignore[arg-type]
+        "search min_score nan": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", min_score=float("nan"))),
+        "search category int": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", category=5)),  # type: ignore[arg-type]
+        "search category list of int": (InvalidInputError, lambda s: s.store.search(
+            "hiking", user_id="alice", category=["hobby", 5])),  # type: ignore[list-item]
+        "list limit text": (InvalidInputError, lambda s: s.store.list(
+            "alice", limit="a")),  # type: ignore[arg-type]
+        "list limit negative": (InvalidInputError, lambda s: s.store.list("alice", limit=-1)),
+        "list limit float": (InvalidInputError, lambda s: s.store.list(
+            "alice", limit=2.5)),  # type: ignore[arg-type]
+        "list offset negative": (InvalidInputError, lambda s: s.store.list("alice", offset=-5)),
+        "list category int": (InvalidInputError, lambda s: s.store.list(
+            "alice", category=5)),
+        "search_by_vector text": (InvalidInputError, lambda s: s.store.search_by_vector(
+            ["a"] * 32, user_id="alice")),
+        "search_by_vector nan": (InvalidInputError, lambda s: s.store.search_by_vector(
+            [float("nan")] * 64, user_id="alice")),
+        "search_by_vector nested": (InvalidInputError, lambda s: s.store.search_by_vector(
+            [[0.1] * 64], user_id="alice")),
+        "search_by_vector min_score text": (InvalidInputError, lambda s:
+                                            s.store.search_by_vector(
+            [0.1] * 64, user_id="alice", min_score="a")),  # type: ignore[arg-type]
     })
     return cases
 
@@ -236,3 +265,155 @@ def test_content_limit_is_configurable(seeded: Seeded) -> None:
         assert len(seeded.store.get(exact.id).content) == LIMIT
     finally:
         seeded.store.forget_user("limits")
+
+
+# ---------------------------------------------------------------- times no calendar holds
+@pytest.mark.parametrize("query", ["Rome 3000 years ago", "what happened 1000000000 days ago",
+                                   "hiking 99999999999999999999 weeks ago"])
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+def test_query_naming_a_time_before_year_one_still_searches(
+        store: MemoryStore, query: str, mode: str) -> None:
+    """Any chat user can type these; they used to raise OverflowError out of every search."""
+    store.add("Rome was founded long ago", user_id="alice")
+    hits = store.search(query, user_id="alice", mode=mode)
+    assert [h.memory.content for h in hits] == ["Rome was founded long ago"]
+    from langchain_persistent_memory import MemoryRetriever
+
+    docs = MemoryRetriever(store=store, user_id="alice", filters={"mode": mode}).invoke(
+        query)  # what every chat turn through the integrations runs
+    assert [d.page_content for d in docs] == ["Rome was founded long ago"]
+
+
+def test_times_ago_parse_until_the_calendar_runs_out() -> None:
+    from langchain_persistent_memory.retrieval.dates import parse_query_time
+    now = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    found = parse_query_time("3 years ago", now)
+    assert found is not None and datetime(2023, 11, 30, tzinfo=timezone.utc) in found
+    assert parse_query_time("1500 years ago", now) is not None
+    for query in ("Rome 3000 years ago", "1000000000 days ago", "12345678901234567890 days ago"):
+        assert parse_query_time(query, now) is None
+
+
+# ---------------------------------------------------------------- a broken embedding model
+class BrokenEmbeddings(HashEmbeddings):
+    """Returns what some real models and servers have returned on a bad day."""
+
+    def __init__(self, fault: str) -> None:
+        super().__init__()
+        self.fault = fault
+
+    def _bad(self, n: int) -> Any:
+        row = {"nan": [float("nan")] * 64, "inf": [float("inf")] * 64, "zero": [0.0] * 64,
+               "text": ["a"] * 64, "none": [None] * 64}.get(self.fault)
+        if row is not None:
+            return [list(row) for _ in range(n)]
+        if self.fault == "ragged":
+            return [[0.1] * 63 + [[0.1]]] + [[0.1] * (64 - i) for i in range(1, n)]
+        if self.fault == "too few":
+            return [[0.1] * 64 for _ in range(n - 1)]
+        return None  # "nothing"
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        return self._bad(len(texts))  # type: ignore[no-any-return]
+
+    def embed_query(self, text: str) -> list[float]:
+        bad = self._bad(2)
+        return bad[0] if bad and self.fault not in ("zero", "too few") else [float("nan")] * 64
+
+
+FAULTS = ["nan", "inf", "zero", "text", "none", "ragged", "too few", "nothing"]
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_unusable_vectors_from_the_model_are_refused_before_writing(
+        store_url: str, tmp_path: Path, fault: str) -> None:
+    from langchain_persistent_memory import EmbeddingModelError
+    with MemoryStore(store_url, embeddings=HashEmbeddings(), index_path=tmp_path / "i") as good:
+        good.add("Likes hiking in the Alps", user_id="alice")
+    broken = BrokenEmbeddings(fault)
+    with MemoryStore(store_url, embeddings=broken, index_path=tmp_path / "i",
+                     check_embedding_model=False) as store:
+        before = db_fingerprint(store)
+        for write in (lambda: store.add("Lives in Porto", user_id="alice"),
+                      lambda: store.add_many(["Lives in Porto", "Has a cat"], user_id="alice")):
+            with pytest.raises(EmbeddingModelError):
+                write()
+        with pytest.raises(EmbeddingModelError):
+            store.search("hiking", user_id="alice")
+        assert db_fingerprint(store) == before
+        assert [m.content for m in store.list("alice")] == ["Likes hiking in the Alps"]
+
+
+def test_what_the_store_holds_always_exports_to_a_file_that_imports(
+        store_url: str, tmp_path: Path) -> None:
+    """Zero and non-finite vectors used to be stored silently; the export then held lines
+    import_jsonl refuses, so the whole file was lost (0 of N restored)."""
+    zero = BrokenEmbeddings("zero")
+    with MemoryStore(store_url, embeddings=HashEmbeddings(), index_path=tmp_path / "i") as store:
+        store.add("Likes hiking in the Alps", user_id="alice")
+        with pytest.raises(InvalidInputError):
+            store.apply([AddOp(content="hand-made vector", embedding=[0.0] * 64)],
+                        user_id="alice")
+        store.embeddings = zero
+        with pytest.raises(PersistentMemoryError):
+            store.add("nothing but a zero vector", user_id="alice")
+        assert store.export_jsonl(tmp_path / "out.jsonl") == 1
+    with MemoryStore(f"sqlite:///{tmp_path / 'restored.db'}", embeddings=HashEmbeddings(),
+                     index_path=tmp_path / "r") as restored:
+        assert restored.import_jsonl(tmp_path / "out.jsonl") == 1
+        assert [m.content for m in restored.list("alice")] == ["Likes hiking in the Alps"]
+
+
+def test_deeply_nested_import_line_is_a_typed_error(sqlite_store: MemoryStore,
+                                                     tmp_path: Path) -> None:
+    sqlite_store.add("Likes hiking in the Alps", user_id="alice")
+    path = tmp_path / "export.jsonl"
+    sqlite_store.export_jsonl(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.append('{"type": "memory", "metadata": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    before = db_fingerprint(sqlite_store)
+    with pytest.raises(InvalidInputError, match="line 4: JSON nested too deeply"):
+        sqlite_store.import_jsonl(path, on_conflict="skip")
+    assert db_fingerprint(sqlite_store) == before
+
+
+# ---------------------------------------------------------------- metadata filters
+ROWS = {"tennis": {"prio": 1}, "chess": {"prio": True}, "hiking": {"prio": "high"},
+        "rowing": {"prio": "1"}, "golf": {"prio": 1.0}, "nested": {"a": {"b": 1}},
+        "dotted": {'a"."b': 2, 'a"b': 3, "a.b": 4}}
+
+
+@pytest.fixture
+def tagged(store: MemoryStore) -> MemoryStore:
+    for sport, metadata in ROWS.items():
+        store.add(f"Plays {sport}", user_id="alice", metadata=metadata)
+    return store
+
+
+@pytest.mark.parametrize(("metadata", "expected"), [
+    ({"prio": 1}, {"tennis", "golf"}),  # numbers compare as numbers: 1 == 1.0
+    ({"prio": 1.0}, {"tennis", "golf"}),
+    ({"prio": True}, {"chess"}),  # a bool is not the number 1
+    ({"prio": False}, set()),
+    ({"prio": "1"}, {"rowing"}),  # nor is the string "1"
+    ({"prio": "high"}, {"hiking"}),
+    ({'a"."b': 1}, set()),  # a plain key, not a path into {"a": {"b": 1}}
+    ({'a"."b': 2}, {"dotted"}),
+    ({'a"b': 3}, {"dotted"}),  # used to raise OperationalError on SQLite
+    ({"a.b": 4}, {"dotted"}),
+    ({"a.b": 1}, set()),
+    ({"$.a": 1}, set()),
+    ({"prio": 1, "a.b": 4}, set()),
+])
+def test_metadata_filters_match_plain_keys_and_exact_types_on_every_backend(
+        tagged: MemoryStore, metadata: dict[str, Any], expected: set[str]) -> None:
+    def sports(memories: Any) -> set[str]:
+        return {m.content.removeprefix("Plays ") for m in memories}
+    assert sports(tagged.list("alice", metadata=metadata)) == expected
+    for mode in ("hybrid", "dense", "keyword"):
+        hits = tagged.search("Plays", user_id="alice", k=20, mode=mode, metadata=metadata)
+        assert sports(h.memory for h in hits) <= expected
+        if mode != "keyword":  # every row contains the word, dense finds them all
+            assert sports(h.memory for h in hits) == expected, mode

@@ -24,6 +24,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "ui"
 HASH = "tests.support.embeddings:HashEmbeddings"
+# Stored text that would become an image, links and formatting if passed to Markdown raw.
+HOSTILE = ("look ![pixel](http://127.0.0.1:9/track.png) [click me](http://evil.example/a) "
+           "https://evil.example/b www.evil.example mal@evil.example **loud** :red[alarm] "
+           "$x^2$ done")
 
 
 def seed(url: str, index: Path) -> dict[str, str]:
@@ -39,6 +43,7 @@ def seed(url: str, index: Path) -> dict[str, str]:
         now[0] += timedelta(days=1)
         lisbon = store.supersede(porto.id, "Alice lives in Lisbon", user_id="alice")
         store.add("Bob plays chess", user_id="bob", category="hobby")
+        store.add(HOSTILE, user_id="mallory", category="[cat](http://evil.example/c)")
     return {"porto": porto.id, "coffee": coffee.id, "job": job.id, "lisbon": lisbon.id}
 
 
@@ -84,9 +89,26 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
         # --- overview of the first user
         page.goto(url)
         expect(metric("Current memories")).to_have_text("3")
-        expect(metric("Superseded")).to_have_text("0")
+        expect(metric("Superseded")).to_have_text("1")  # counted while not shown
         expect(page.get_by_text("HashEmbeddings:hash-bow")).to_be_visible()
-        expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+        table = page.locator('[data-testid="stDataFrame"]')
+        expect(table).to_be_visible()
+        # The grid is drawn on a canvas; its accessible twin holds the text of the columns
+        # in view. At 1400 px the id is in view; a wider window shows every column.
+        headers = table.locator('th[role="columnheader"]')
+        expect(headers.nth(4)).to_have_text("id")
+        page.set_viewport_size({"width": 2400, "height": 1000})
+        expect(headers).to_have_count(9)
+        assert [h.strip() for h in headers.all_text_contents()] == [
+            "content", "category", "importance", "status", "id", "valid from", "valid to",
+            "created", "updated"]
+        rows = table.locator('tbody tr[role="row"]')
+        expect(rows).to_have_count(3)
+        cells = [[c.strip() for c in row.locator("td").all_text_contents()]
+                 for row in rows.all()]
+        assert {row[4] for row in cells} == {ids["job"], ids["coffee"], ids["lisbon"]}
+        assert all(row[6] == "" for row in cells), cells  # valid to: empty, not "None"
+        page.set_viewport_size({"width": 1400, "height": 1000})
         shot("01-memories")
 
         # --- another user, then superseded memories included
@@ -96,6 +118,7 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
         expect(metric("Current memories")).to_have_text("3")
         page.get_by_text("Show superseded memories").click()
         expect(metric("Superseded")).to_have_text("1")
+        expect(metric("Current memories")).to_have_text("3")
 
         # --- semantic search
         page.get_by_role("tab", name="Search").click()
@@ -105,6 +128,11 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
         first = page.locator('[data-testid="stMarkdownContainer"]', has_text="· Alice").first
         expect(first).to_contain_text("Alice drinks espresso every morning")
         shot("02-search")
+        # A hit links to its details: the tab switches and shows that memory.
+        page.get_by_role("button", name="Details").first.click()
+        expect(page.get_by_role("tab", name="Details & history")) \
+            .to_have_attribute("aria-selected", "true")
+        expect(page.locator("blockquote", has_text="Alice drinks espresso")).to_be_visible()
 
         # --- history timeline of a superseded fact
         page.get_by_role("tab", name="Details & history").click()
@@ -112,6 +140,14 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
         history = page.get_by_text("superseded “Alice lives in Porto” → “Alice lives in Lisbon”")
         expect(history).to_be_visible()
         shot("03-history-superseded")
+        # The superseding memory's history points back to the fact it replaced.
+        pick("Memory", "Alice lives in Lisbon")
+        back = page.get_by_role("button", name="replaces: Alice lives in Porto (superseded)")
+        expect(back).to_be_visible()
+        back.click()
+        expect(page.locator("blockquote", has_text="Alice lives in Porto")).to_be_visible()
+        expect(page.get_by_role("button", name="replaced by: Alice lives in Lisbon")) \
+            .to_be_visible()
 
         # --- edit in place
         pick("Memory", "Alice works at Acme")
@@ -130,7 +166,7 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
         expect(page.locator("blockquote", has_text="Alice drinks espresso")).to_be_visible()
         page.get_by_role("button", name="Delete memory").click()
         expect(page.get_by_text("Tick the box to confirm.")).to_be_visible()
-        page.get_by_text("Yes, delete this memory").click()
+        page.get_by_text("Yes, delete this memory").filter(visible=True).click()
         page.get_by_role("button", name="Delete memory").click()
         expect(page.get_by_text("Deleted.")).to_be_visible()
         expect(metric("Current memories")).to_have_text("2")
@@ -147,6 +183,27 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
         expect(charts).to_have_count(2)
         expect(charts.first.locator("canvas, svg").first).to_be_visible()
         shot("06-charts")
+
+        # --- stored Markdown is shown as typed: no image, link or formatting from it
+        pick("User", "mallory")
+        page.get_by_role("tab", name="Details & history").click()
+        quote = page.locator("blockquote", has_text="look")
+        expect(quote).to_contain_text("![pixel](http")
+        # Shown exactly as stored (bar the invisible joiners that stop bare-URL links).
+        assert quote.inner_text().replace("\u2060", "").strip() == HOSTILE
+        page.get_by_role("tab", name="Search").click()
+        box = page.get_by_label("Search memories")
+        box.fill("click me pixel")
+        box.press("Enter")
+        hit = page.locator('[data-testid="stMarkdownContainer"]', has_text="0.") \
+            .filter(has_text="[click me](http").filter(visible=True)
+        expect(hit).to_have_count(1)
+        assert HOSTILE in hit.inner_text().replace("\u2060", "")
+        main = page.locator('[data-testid="stMain"]')
+        expect(main.locator('a[href*="evil"], img[src*="track"], strong:has-text("loud")')) \
+            .to_have_count(0)  # hidden tab panels included
+        assert "[cat](http://evil.example/c)" in hit.inner_text().replace("\u2060", "")
+        shot("07-markdown-escaped")
         browser.close()
 
     with MemoryStore(db_url, embeddings=HashEmbeddings(),

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import html as html_module
+import re
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 
 from langchain_persistent_memory import InvalidInputError, MemoryStore
 from langchain_persistent_memory.ui.logic import (
+    COLUMN_WIDTHS,
     NO_CATEGORY,
     apply_edit,
     category_counts,
+    hit_markdown,
+    lineage,
+    md_escape,
     memories_frame,
     memories_over_time,
     memory_label,
+    memory_markdown,
     summary,
     timeline_rows,
 )
@@ -106,3 +114,68 @@ def test_rejected_edits_write_nothing(store: MemoryStore) -> None:
                    supersede=False)
     assert store.get(memory.id) == memory
     assert len(store.history(memory.id)) == 1
+
+
+def test_frame_has_every_column_and_empty_end_times(store: MemoryStore) -> None:
+    old = store.add("Alice likes tea", user_id="alice")
+    new = store.supersede(old.id, "Alice likes green tea", user_id="alice")
+    frame = memories_frame(store.list("alice", include_superseded=True))
+    assert list(frame["id"]) == [new.id, old.id]
+    assert set(COLUMN_WIDTHS) == set(frame.columns)
+    # A current memory has no end: an empty cell (NaT), never the text "None".
+    assert frame.loc[0, "valid_to"] is pd.NaT and frame.loc[1, "valid_to"] is not pd.NaT
+    assert str(frame["valid_to"].dtype).startswith("datetime64")
+    assert "None" not in frame.astype(str).to_string()
+
+
+def test_summary_counts_superseded_whatever_the_table_shows(store: MemoryStore) -> None:
+    old = store.add("Alice likes tea", user_id="alice", category="drink")
+    store.supersede(old.id, "Alice likes green tea", user_id="alice")
+    store.add("Alice runs", user_id="alice", category="sport")
+    everything = store.list("alice", include_superseded=True)
+    assert summary(everything) == {"current": 2, "superseded": 1, "categories": 2}
+
+
+def test_lineage_links_both_ways(store: MemoryStore) -> None:
+    porto = store.add("Alice lives in Porto", user_id="alice")
+    lisbon = store.supersede(porto.id, "Alice lives in Lisbon", user_id="alice")
+    faro = store.supersede(lisbon.id, "Alice lives in Faro", user_id="alice")
+    every = {m.id: m for m in store.list("alice", include_superseded=True)}
+    assert [(r, m.id) for r, m in lineage(every[lisbon.id], list(every.values()))] == [
+        ("replaces", porto.id), ("replaced by", faro.id)]
+    assert [(r, m.id) for r, m in lineage(every[faro.id], list(every.values()))] == [
+        ("replaces", lisbon.id)]
+    # The store's history of the new fact alone does not say what it replaced.
+    assert [e.event.value for e in store.history(faro.id)] == ["ADD"]
+
+
+HOSTILE_MD = ("![pixel](http://127.0.0.1:9/track.png) [click me](http://evil.example) "
+              "<img src=x onerror=alert(1)> https://evil.example **bold** _it_ `code` "
+              ":red[red] $x^2$ \\\\ end\n# heading\n- item\n> quote\n1. one\n---")
+
+
+def _render(markdown: str) -> str:
+    from markdown_it import MarkdownIt
+
+    # CommonMark plus GFM tables and strikethrough; bare-URL links are checked in the real
+    # page by tests/test_ui_browser.py.
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(markdown)
+
+
+def test_stored_text_is_escaped_for_markdown(store: MemoryStore) -> None:
+    memory = store.add(HOSTILE_MD, user_id="alice", category="[cat](http://evil.example)")
+    for markdown in (md_escape(memory.content), hit_markdown(memory, 0.5),
+                     memory_markdown(memory)):
+        html = _render(markdown)
+        for tag in ("<a ", "<img", "<strong>bold", "<em>", "<code>code", "<h1", "<blockquote",
+                    "<ol", "<hr"):
+            assert tag not in html, (tag, html)
+    # GFM links bare URLs and e-mail addresses after parsing: none may survive as such.
+    escaped = md_escape(memory.content + " www.evil.example mal@evil.example")
+    assert not re.search(r"https?:|www\\?\.|\w@", escaped.replace("\\", "")), escaped
+    plain = _render(md_escape(memory.content)).replace("\u2060", "")
+    text = re.sub(r"<[^>]+>", "", plain)
+    # Every character of the stored text is still there to read.
+    for word in ("![pixel](http://127.0.0.1:9/track.png)", "[click me](http://evil.example)",
+                 "**bold**", ":red[red]", "$x^2$", "# heading", "1. one"):
+        assert word in html_module.unescape(text), word

@@ -17,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: Rich help in Typer shows flags as taking a value ("--json <bool>").
+    rich_markup_mode=None,
 )
 
 

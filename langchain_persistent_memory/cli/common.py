@@ -17,6 +17,7 @@ from rich.console import Console
 
 from ..store import MemoryStore
 from .config import USER_ERRORS, describe, open_store
+from .render import safe
 
 __all__ = ["Settings", "console", "fail", "settings", "store_for"]
 
@@ -37,7 +38,7 @@ def settings(ctx: typer.Context) -> Settings:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``Error: message`` on stderr and exit with ``code``."""
-    typer.echo(f"Error: {message}", err=True)
+    typer.echo(f"Error: {safe(message)}", err=True)
     raise typer.Exit(code)
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import EmbeddingMismatchError, InvalidInputError, PersistentMemoryError
@@ -31,12 +33,15 @@ __all__ = [
     "EMBEDDINGS_ENV",
     "USER_ERRORS",
     "chat_model_from_env",
+    "check_sqlite_directory",
     "describe",
     "load_embeddings",
     "open_store",
     "resolve_database_url",
     "stored_model_name",
 ]
+
+_T = TypeVar("_T")
 
 DATABASE_ENV = "LPM_DATABASE_URL"
 EMBEDDINGS_ENV = "LPM_EMBEDDINGS"
@@ -92,8 +97,13 @@ def load_embeddings(spec: str | None = None) -> Embeddings:
             raise PersistentMemoryError(
                 'OpenAI embeddings need the openai extra: '
                 'pip install "langchain-persistent-memory[openai]"') from exc
+        if not os.environ.get("OPENAI_API_KEY"):
+            raise InvalidInputError(
+                f"embeddings {spec!r} need an OpenAI API key: set OPENAI_API_KEY "
+                "(and OPENAI_BASE_URL for another OpenAI-compatible server)",
+                field="embeddings")
         model = spec.partition(":")[2] or DEFAULT_OPENAI_EMBEDDINGS
-        return OpenAIEmbeddings(model=model)
+        return _build(spec, lambda: OpenAIEmbeddings(model=model))
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise InvalidInputError(
@@ -104,11 +114,38 @@ def load_embeddings(spec: str | None = None) -> Embeddings:
     except (ImportError, AttributeError) as exc:
         raise InvalidInputError(f"cannot load embeddings {spec!r}: {exc}",
                                 field="embeddings") from None
-    embeddings = target if isinstance(target, Embeddings) else target()
+    embeddings = target if isinstance(target, Embeddings) else _build(spec, target)
     if not isinstance(embeddings, Embeddings):
         raise InvalidInputError(f"{spec!r} is not a LangChain Embeddings",
                                 field="embeddings")
     return embeddings
+
+
+def _build(spec: str, factory: Callable[[], _T]) -> _T:
+    """Call a third-party constructor: whatever it raises (a pydantic ValidationError for a
+    missing argument, the client's error for a missing key) becomes one readable line."""
+    try:
+        return factory()
+    except Exception as exc:  # any library's own error: reported with its cause, not hidden
+        lines = [line.strip() for line in str(exc).splitlines()
+                 if line.strip() and not line.strip().startswith("For further information")]
+        reason = "; ".join(lines[:3]) or type(exc).__name__
+        raise InvalidInputError(f"cannot create embeddings {spec!r}: {reason}",
+                                field="embeddings") from exc
+
+
+def check_sqlite_directory(url: str) -> None:
+    """A SQLite file in a directory that does not exist is a typo, not a request to create
+    the directory (and an empty database in it)."""
+    parsed = make_url(url)
+    path = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not path or path == ":memory:" \
+            or path.startswith("file:"):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidInputError(f"no such directory for the database file: {folder}",
+                                field="db")
 
 
 def open_store(url: str | None = None, embeddings: str | None = None, *,
@@ -119,8 +156,11 @@ def open_store(url: str | None = None, embeddings: str | None = None, *,
     the model is then never loaded (the lazy local one stands in), so they keep working on a
     store built with a model that is not available here.
     """
+    resolved = resolve_database_url(url)
+    if url or os.environ.get(DATABASE_ENV):  # the default directory is ours to create
+        check_sqlite_directory(resolved)
     model = load_embeddings(embeddings) if needs_embeddings else LocalEmbeddings()
-    return MemoryStore(resolve_database_url(url), embeddings=model,
+    return MemoryStore(resolved, embeddings=model,
                        check_embedding_model=needs_embeddings)
 
 

@@ -6,9 +6,10 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from .common import console, fail, store_for
-from .render import memory_json, print_history, print_memories, print_memory
+from .render import memory_json, print_history, print_memories, print_memory, safe, to_json
 
 __all__ = ["register"]
 
@@ -93,7 +94,7 @@ def list_memories(ctx: typer.Context, user: User,
     elif items:
         print_memories(console, items, title=f"memories of {user} ({len(items)})")
     else:
-        console.print(f"no memories for {user!r}")
+        console.print(f"no memories for {escape(safe(repr(user)))}")
 
 
 def show(ctx: typer.Context,
@@ -108,9 +109,9 @@ def show(ctx: typer.Context,
         except KeyError:  # deleted: only the history is left
             memory = None
     if as_json:
-        typer.echo(json.dumps({
+        typer.echo(to_json({
             "memory": json.loads(memory_json(memory)) if memory else None,
-            "history": [e.model_dump(mode="json") for e in events]}, ensure_ascii=False))
+            "history": [e.model_dump(mode="json") for e in events]}))
         return
     if memory is not None:
         print_memory(console, memory)
@@ -162,7 +163,7 @@ def users(ctx: typer.Context) -> None:
     if not rows:
         console.print("no users yet")
     for name, count in rows:
-        typer.echo(f"{name}\t{count}")
+        typer.echo(f"{safe(name)}\t{count}")
 
 
 def register(app: typer.Typer) -> None:

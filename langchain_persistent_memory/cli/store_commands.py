@@ -10,19 +10,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..errors import InvalidInputError
 from .common import console, fail, settings, store_for
 from .config import (
     DATABASE_ENV,
     EMBEDDINGS_ENV,
     USER_ERRORS,
+    check_sqlite_directory,
     describe,
     load_embeddings,
     resolve_database_url,
     stored_model_name,
 )
-from .render import print_stats
+from .render import print_stats, safe
 
 __all__ = ["register"]
 
@@ -39,11 +42,13 @@ def forget_user(ctx: typer.Context,
                 yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
                 ) -> None:
     """Erase a user completely: memories, history and vectors."""
-    if not yes:
-        typer.confirm(f"Erase every memory of {user!r}, with its history?", abort=True)
     with store_for(ctx, needs_embeddings=False) as store:
+        if not store.count(user, include_superseded=True):
+            fail(f"user {user!r} has no memories (lpm users lists who has)")
+        if not yes:
+            typer.confirm(f"Erase every memory of {user!r}, with its history?", abort=True)
         count = store.forget_user(user)
-    console.print(f"[green]erased[/] {count} memories of {user}")
+    console.print(f"[green]erased[/] {count} memories of {escape(safe(user))}")
 
 
 def export(ctx: typer.Context,
@@ -69,9 +74,16 @@ def import_(ctx: typer.Context,
             ) -> None:
     """Restore memories from an export; a bad file is refused before anything is written."""
     with store_for(ctx) as store:
-        count = store.import_jsonl(sys.stdin if src == "-" else src, user_id=user,
-                                   on_conflict="skip" if skip_existing else "error")
-    console.print(f"[green]imported[/] {count} memories from {src}")
+        try:
+            count = store.import_jsonl(sys.stdin if src == "-" else src, user_id=user,
+                                       on_conflict="skip" if skip_existing else "error")
+        except InvalidInputError as exc:
+            if exc.field != "on_conflict":
+                raise
+            fail(describe(exc).replace("Use on_conflict='skip'", "Pass --skip-existing"))
+    if count == 0 and user is not None and not skip_existing:
+        fail(f"the file holds no memories of user {user!r}; nothing was imported")
+    console.print(f"[green]imported[/] {count} memories from {escape(safe(src))}")
 
 
 def reindex(ctx: typer.Context) -> None:
@@ -86,17 +98,27 @@ def reindex(ctx: typer.Context) -> None:
 def reembed(ctx: typer.Context,
             to: Annotated[str | None, typer.Option(
                 "--to", help="Embedding model to switch to: 'local', 'openai[:model]' or "
-                "'module:name' (default: the --embeddings setting).")] = None) -> None:
+                "'module:name' (default: the --embeddings setting).")] = None,
+            force: Annotated[bool, typer.Option(
+                "--force", help="Re-embed even if the store already uses that model.")] = False,
+            ) -> None:
     """Re-embed every memory with another embedding model, then rebuild the index."""
     options = settings(ctx)
     try:
         target = load_embeddings(to or options.embeddings)
         from ..store import MemoryStore
 
-        store = MemoryStore(resolve_database_url(options.db), embeddings=target,
-                            check_embedding_model=False)
+        url = resolve_database_url(options.db)
+        check_sqlite_directory(url)
+        store = MemoryStore(url, embeddings=target, check_embedding_model=False)
+        current = stored_model_name(store)
     except USER_ERRORS as exc:
         fail(describe(exc))
+    if current == store.model_name and not force:
+        store.close()
+        console.print(f"the store already uses {escape(current)}: nothing to re-embed "
+                      "(--force re-embeds anyway)")
+        return
     try:
         with _progress() as progress:
             task = progress.add_task("re-embedding", total=None)

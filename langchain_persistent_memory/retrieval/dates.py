@@ -20,6 +20,7 @@ _MONTHS["sept"] = 9
 _MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|" \
          r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 _YEAR = r"((?:19|20)\d{2})"
+_EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)
 _UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 _NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
             "seven": 7, "eight": 8, "nine": 9, "ten": 10, "couple of": 2, "few": 3}
@@ -94,6 +95,16 @@ def _relative(phrase: str, today: datetime) -> TimeRange:
     return TimeRange(start, start + 7 * day)
 
 
+def _ago(days: int, today: datetime) -> TimeRange | None:
+    """About ``days`` before ``today``; None when that is before the calendar's start
+    ("Rome 3000 years ago"): no memory can come from then, so the query names no usable time."""
+    slack = max(1, days // 4)  # "ago" is vague
+    if days + slack >= (today - _EARLIEST).days:
+        return None
+    center = today - timedelta(days=days)
+    return TimeRange(center - timedelta(days=slack), center + timedelta(days=slack + 1))
+
+
 def parse_query_time(query: str, now: datetime) -> TimeRange | None:
     """The time span a query names, relative to ``now``; None when it names none.
 
@@ -122,9 +133,7 @@ def parse_query_time(query: str, now: datetime) -> TimeRange | None:
         return _month_range(year, month)
     if m := _AGO.search(text):
         count = int(m.group(1)) if m.group(1).isdigit() else _NUMBERS[m.group(1)]
-        center = today - timedelta(days=count * _UNITS[m.group(2)])
-        slack = timedelta(days=max(1, count * _UNITS[m.group(2)] // 4))  # "ago" is vague
-        return TimeRange(center - slack, center + slack + timedelta(days=1))
+        return _ago(count * _UNITS[m.group(2)], today)
     if m := _RELATIVE.search(text):
         return _relative(" ".join(m.group(1).split()), today)
     return None

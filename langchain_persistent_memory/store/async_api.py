@@ -113,7 +113,8 @@ class AsyncTwins:
                       include_superseded: bool = False, min_score: float | None = None,
                       **filters: Any) -> list[ScoredMemory]:
         options, filters = SearchOptions.split(filters)
-        user_id, k, parsed = search_args(query, user_id, k, include_superseded, filters)
+        user_id, k, parsed, min_score = search_args(query, user_id, k, include_superseded,
+                                                    filters, min_score)
         vector = await _s(self).aembed_query(query)
         return await asyncio.to_thread(_s(self).searcher.search, query, vector, user_id, k, parsed,
                                        min_score, options, _s(self).clock())

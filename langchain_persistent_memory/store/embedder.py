@@ -14,6 +14,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from ..errors import EmbeddingMismatchError
+from ..validation import check_embeddings
 from .embedding import embedding_model_name, normalize_rows, unit_vector
 from .partitions import Partitions
 from .vector_cache import VectorCache
@@ -75,7 +76,7 @@ class Embedder:
             query, await self.embeddings.aembed_query(query))
 
     def _remember(self, query: str, raw: Sequence[float]) -> np.ndarray:
-        vec = unit_vector(raw)
+        vec = unit_vector(check_embeddings([raw], 1, allow_zero=True)[0])
         self._queries.put_many([(query, vec)])
         return vec
 
@@ -122,7 +123,7 @@ class Embedder:
         """Every new text's unit vector by digest; caller-supplied vectors normalised."""
         vectors = dict(known)
         if missing:
-            matrix = normalize_rows(np.asarray(raw, dtype=np.float32))
+            matrix = normalize_rows(check_embeddings(raw, len(missing)))
             if matrix.shape[0] != len(missing):
                 raise EmbeddingMismatchError(
                     f"the model returned {matrix.shape[0]} vectors for {len(missing)} texts")

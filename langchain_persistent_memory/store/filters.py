@@ -10,10 +10,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    literal,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 
 from ..errors import InvalidInputError
-from ..validation import check_id, check_label, check_metadata, to_utc
+from ..validation import check_id, check_labels, check_metadata, to_utc
 from .schema import memories
 
 __all__ = ["FILTER_NAMES", "SearchFilters", "build_filter_query"]
@@ -45,13 +57,9 @@ class SearchFilters:
         checked_metadata = check_metadata(metadata)
         for key, value in checked_metadata.items():
             _metadata_clause(key, value)  # reject unfilterable values before any I/O
-        categories = None
-        if category is not None:
-            names = [category] if isinstance(category, str) else list(category)
-            categories = tuple(str(check_label(c)) for c in names)
         return cls(
             include_superseded=bool(include_superseded),
-            categories=categories,
+            categories=check_labels(category),
             agent_id=None if agent_id is None else check_id(agent_id, "agent_id"),
             session_id=None if session_id is None else check_id(session_id, "session_id"),
             metadata=checked_metadata,
@@ -74,16 +82,52 @@ class SearchFilters:
 _PLAIN = {flag: SearchFilters(include_superseded=flag) for flag in (False, True)}
 
 
+class MetadataEquals(ColumnElement[bool]):
+    """``metadata[key] == value`` with a plain key and a type-exact comparison.
+
+    The key is never spliced into a JSON path (where ``a"."b`` would reach a nested
+    ``{"a": {"b": ...}}`` on SQLite), and a filter matches only values of its own JSON type:
+    ``True`` does not match ``1``, ``1`` does not match ``"1"``; numbers compare as numbers
+    (``1`` matches ``1.0``), on both backends. Compiled per dialect below.
+    """
+
+    type = Boolean()
+    inherit_cache = False  # the SQL embeds the key's type; rare enough not to cache
+
+    def __init__(self, key: str, value: bool | int | float | str) -> None:
+        self.key = key
+        self.value = value
+
+    def json_types(self) -> tuple[str, ...]:
+        """SQLite ``json_each.type`` names that may hold the filter's value."""
+        if isinstance(self.value, bool):
+            return ("true",) if self.value else ("false",)
+        if isinstance(self.value, (int, float)):
+            return ("integer", "real")
+        return ("text",)
+
+
+@compiles(MetadataEquals)
+def _metadata_equals_sqlite(element: MetadataEquals, compiler: Any, **kw: Any) -> str:
+    entry = func.json_each(memories.c.metadata).table_valued("key", "type", "atom")
+    clauses = [entry.c.key == element.key, entry.c.type.in_(element.json_types())]
+    if not isinstance(element.value, bool):  # true/false are their own types
+        clauses.append(entry.c.atom == element.value)
+    return str(compiler.process(exists(select(literal(1)).select_from(entry)
+                                       .where(and_(*clauses))), **kw))
+
+
+@compiles(MetadataEquals, "postgresql")
+def _metadata_equals_postgres(element: MetadataEquals, compiler: Any, **kw: Any) -> str:
+    # JSONB containment: top-level key, JSON-typed, numeric equality; never casts the
+    # stored value (a cast raises DataError on rows holding another type).
+    return str(compiler.process(
+        type_coerce(memories.c.metadata, JSONB).contains({element.key: element.value}), **kw))
+
+
 def _metadata_clause(key: str, value: Any) -> ColumnElement[bool]:
-    element = memories.c.metadata[key]
-    if isinstance(value, bool):
-        return element.as_boolean() == value
-    if isinstance(value, int):
-        return element.as_integer() == value
-    if isinstance(value, float):
-        return element.as_float() == value
-    if isinstance(value, str):
-        return element.as_string() == value
+    if isinstance(value, (bool, int, float, str)):
+        return MetadataEquals(key, value)
     raise InvalidInputError(
         f"metadata filter on {key!r} must be a string, number or bool", field="metadata")
 

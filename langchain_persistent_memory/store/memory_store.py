@@ -33,7 +33,12 @@ from ..models import (
     UpdateOp,
 )
 from ..retrieval.options import SearchOptions
-from ..validation import DEFAULT_MAX_CONTENT_CHARS
+from ..validation import (
+    DEFAULT_MAX_CONTENT_CHARS,
+    check_limit,
+    check_offset,
+    check_query_vector,
+)
 from . import reads
 from .async_api import AsyncTwins
 from .embedder import Embedder
@@ -277,8 +282,8 @@ class MemoryStore(AsyncTwins):
     def list(self, user_id: str, *, include_superseded: bool = False, limit: int | None = None,
              offset: int = 0, **filters: Any) -> builtins.list[Memory]:
         """A user's memories, newest first; same filters as :meth:`search`."""
-        return reads.list_memories(self.engine, user_id, include_superseded, limit, offset,
-                                   filters)
+        return reads.list_memories(self.engine, user_id, include_superseded,
+                                   check_limit(limit), check_offset(offset), filters)
 
     @open_only
     def count(self, user_id: str | None = None, *, include_superseded: bool = False) -> int:
@@ -310,7 +315,8 @@ class MemoryStore(AsyncTwins):
         ranking ``score`` and, to threshold on, its ``cosine`` and ``keyword_match``.
         """
         options, filters = SearchOptions.split(filters)
-        user_id, k, parsed = search_args(query, user_id, k, include_superseded, filters)
+        user_id, k, parsed, min_score = search_args(query, user_id, k, include_superseded,
+                                                    filters, min_score)
         return self.searcher.search(query, self.embed_query(query), user_id, k, parsed,
                                      min_score, options, self.clock())
 
@@ -320,8 +326,10 @@ class MemoryStore(AsyncTwins):
                          min_score: float | None = None,
                          **filters: Any) -> builtins.list[ScoredMemory]:
         """Like :meth:`search` with a precomputed query embedding (cosine order)."""
-        user_id, k, parsed = search_args("-", user_id, k, include_superseded, filters)
-        return self.searcher.by_vector(unit_vector(vector), user_id, k, parsed, min_score)
+        user_id, k, parsed, min_score = search_args("-", user_id, k, include_superseded,
+                                                    filters, min_score)
+        return self.searcher.by_vector(unit_vector(check_query_vector(vector)), user_id, k,
+                                       parsed, min_score)
 
     # ------------------------------------------------------------------ maintenance
     @open_only

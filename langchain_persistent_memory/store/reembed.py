@@ -18,7 +18,6 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import numpy as np
 from langchain_core.embeddings import Embeddings
 from sqlalchemy import (
     Column,
@@ -34,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy import delete as sql_delete
 
 from ..errors import EmbeddingMismatchError, InvalidInputError
+from ..validation import check_embeddings
 from .embedding import normalize_rows
 from .engine import run_write
 from .rows import encode_vector
@@ -92,7 +92,7 @@ class _Embedder:
 
     def rows(self, batch: list[tuple[str, str]]) -> list[dict[str, object]]:
         raw = self.embeddings.embed_documents([text for _, text in batch])
-        matrix = normalize_rows(np.asarray(raw, dtype=np.float32))
+        matrix = normalize_rows(check_embeddings(raw, len(batch)))
         if matrix.shape[0] != len(batch):
             raise EmbeddingMismatchError(
                 f"the model returned {matrix.shape[0]} vectors for {len(batch)} texts")

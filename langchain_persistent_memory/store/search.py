@@ -18,7 +18,7 @@ from ..errors import EmbeddingMismatchError, InvalidInputError
 from ..models import ScoredMemory
 from ..retrieval.hybrid import Ranked, rank
 from ..retrieval.options import SearchOptions
-from ..validation import check_user_id
+from ..validation import check_min_score, check_user_id
 from .embedder import Embedder
 from .filters import SearchFilters, build_filter_query
 from .partitions import Partitions, PartitionView
@@ -95,7 +95,8 @@ class Searcher:
 
 
 def search_args(query: Any, user_id: Any, k: Any, include_superseded: bool,
-                filters: dict[str, Any]) -> tuple[str, int, SearchFilters]:
+                filters: dict[str, Any], min_score: Any = None
+                ) -> tuple[str, int, SearchFilters, float | None]:
     """Check a search's arguments before any work (the query must be text to embed)."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("query must be a non-empty string", field="query")
@@ -103,4 +104,4 @@ def search_args(query: Any, user_id: Any, k: Any, include_superseded: bool,
         raise InvalidInputError("k must be an integer from 1 to 10000", field="k")
     parsed = SearchFilters.of(include_superseded=include_superseded, **filters) \
         if filters else SearchFilters.plain(include_superseded)
-    return check_user_id(user_id), k, parsed
+    return check_user_id(user_id), k, parsed, check_min_score(min_score)

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import EmbeddingMismatchError, InvalidInputError
-from ..validation import check_user_id
+from ..validation import check_embeddings, check_user_id
 from .embedding import normalize_rows
 from .engine import is_sqlite, run_write
 from .files import atomic_write
@@ -186,12 +186,21 @@ def _validate(store: Writer, lines: Iterator[str], user_id: str | None,
     with store.engine.connect() as conn:
         taken = _existing_ids(conn, wanted)
     if taken and on_conflict == "error":
-        sample = ", ".join(sorted(taken)[:5])
-        raise InvalidInputError(
-            f"{len(taken)} memory id(s) already exist in this store (e.g. {sample}); "
-            "nothing was imported. Use on_conflict='skip' to import only the new ones",
-            field="id")
+        raise _conflict(sorted(taken), owner)
     return taken
+
+
+def _conflict(taken: list[str], owner: dict[str, str]) -> InvalidInputError:
+    """Counted as the export counted them: memories, then histories of deleted ones."""
+    rows = [mid for mid in taken if mid in owner]
+    deleted = len(taken) - len(rows)
+    what = f"{len(rows)} of the file's memories" if rows else "none of the file's memories"
+    if deleted:
+        what += f" and the history of {deleted} deleted one(s)"
+    return InvalidInputError(
+        f"{what} already exist in this store (e.g. {', '.join((rows or taken)[:3])}); "
+        "nothing was imported. Use on_conflict='skip' to import only the new ones",
+        field="on_conflict")
 
 
 def _check_vector_source(store: Writer, header: Header, vector: np.ndarray,
@@ -235,7 +244,7 @@ def _fill_vectors(store: Writer, mems: list[MemoryRecord]) -> None:
                      if h not in known}.items())
         if todo:
             raw = store.embedder.embeddings.embed_documents([text for _, text in todo])
-            matrix = normalize_rows(np.asarray(raw, dtype=np.float32))
+            matrix = normalize_rows(check_embeddings(raw, len(todo)))
             known.update(zip([h for h, _ in todo], matrix))
         for m in mems:
             if m.vector is None:

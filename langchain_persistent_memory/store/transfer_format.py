@@ -224,6 +224,8 @@ def records(lines: Iterator[str], max_chars: int) -> Iterator[tuple[int, str, An
             obj = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise bad_line(lineno, f"not valid JSON: {exc}") from None
+        except RecursionError:  # the parser recurses once per level of nesting
+            raise bad_line(lineno, "JSON nested too deeply to read") from None
         if not isinstance(obj, dict):
             raise bad_line(lineno, "each line must be a JSON object")
         kind = obj.get("type")

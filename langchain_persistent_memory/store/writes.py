@@ -25,6 +25,7 @@ from ..errors import InvalidInputError, MemoryNotFoundError
 from ..models import AddOp, DeleteOp, EventType, Memory, Operation, SupersedeOp, UpdateOp
 from ..validation import (
     check_content,
+    check_embedding,
     check_id,
     check_importance,
     check_label,
@@ -112,7 +113,7 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
                     "session_id": check_optional_id(op.session_id, "session_id"),
                     "valid_from": to_utc(op.valid_from, "valid_from"),
                 },
-                vector=None if op.embedding is None else check_vector(op.embedding),
+                vector=None if op.embedding is None else check_embedding(op.embedding),
             ))
         elif isinstance(op, UpdateOp):
             fields: dict[str, Any] = {}
@@ -148,19 +149,6 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
         if done.text is not None:
             done.digest = content_hash(done.text)
     return prepared
-
-
-def check_vector(values: Any) -> np.ndarray:
-    """A caller-supplied embedding (import, benchmarks): finite floats, one row."""
-    try:
-        vector = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"embedding is not a list of numbers: {exc}",
-                                field="embedding") from None
-    if vector.ndim != 1 or vector.size == 0 or not np.isfinite(vector).all():
-        raise InvalidInputError("embedding must be a non-empty list of finite numbers",
-                                field="embedding")
-    return vector
 
 
 def _load_owned(conn: Connection, memory_id: str, user_id: str | None) -> Any:

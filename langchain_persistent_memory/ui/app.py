@@ -22,16 +22,22 @@ from langchain_persistent_memory.cli.config import (
 from langchain_persistent_memory.models import Memory
 from langchain_persistent_memory.store import MemoryStore
 from langchain_persistent_memory.ui.logic import (
+    COLUMN_WIDTHS,
     apply_edit,
     category_counts,
+    hit_markdown,
+    lineage,
+    md_escape,
     memories_frame,
     memories_over_time,
     memory_label,
+    memory_markdown,
     summary,
     timeline_rows,
 )
 
 _TIME = "YYYY-MM-DD HH:mm"
+_DETAILS = "Details & history"
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,8 +52,8 @@ def _flash(message: str) -> None:
 
 def _sidebar(store: MemoryStore) -> tuple[str | None, bool]:
     st.sidebar.header("Store")
-    st.sidebar.caption(f"Database: `{store.stats()['database']}`")
-    st.sidebar.caption(f"Embeddings: `{stored_model_name(store) or store.model_name}`")
+    st.sidebar.caption(f"Database: {md_escape(str(store.stats()['database']))}")
+    st.sidebar.caption(f"Embeddings: {md_escape(stored_model_name(store) or store.model_name)}")
     users = store.users()
     if not users:
         return None, False
@@ -58,14 +64,30 @@ def _sidebar(store: MemoryStore) -> tuple[str | None, bool]:
 
 def _memories_tab(memories: list[Memory]) -> None:
     frame = memories_frame(memories)
-    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+    w = COLUMN_WIDTHS
+    st.dataframe(frame, hide_index=True, width="stretch", placeholder="", column_config={
+        "content": st.column_config.TextColumn("content", width=w["content"]),
+        "category": st.column_config.TextColumn("category", width=w["category"]),
+        "status": st.column_config.TextColumn("status", width=w["status"]),
+        "id": st.column_config.TextColumn("id", width=w["id"]),
         "importance": st.column_config.ProgressColumn("importance", min_value=0.0,
-                                                      max_value=1.0, format="%.2f"),
-        "valid_from": st.column_config.DatetimeColumn("valid from", format=_TIME),
-        "valid_to": st.column_config.DatetimeColumn("valid to", format=_TIME),
-        "created_at": st.column_config.DatetimeColumn("created", format=_TIME),
-        "updated_at": st.column_config.DatetimeColumn("updated", format=_TIME),
+                                                      max_value=1.0, format="%.2f",
+                                                      width=w["importance"]),
+        "valid_from": st.column_config.DatetimeColumn("valid from", format=_TIME,
+                                                      width=w["valid_from"]),
+        "valid_to": st.column_config.DatetimeColumn("valid to", format=_TIME,
+                                                    width=w["valid_to"]),
+        "created_at": st.column_config.DatetimeColumn("created", format=_TIME,
+                                                      width=w["created_at"]),
+        "updated_at": st.column_config.DatetimeColumn("updated", format=_TIME,
+                                                      width=w["updated_at"]),
     })
+
+
+def _open_details(memory_id: str) -> None:
+    """Button callback: show this memory in the details tab (runs before the rerun)."""
+    st.session_state["next_memory"] = memory_id
+    st.session_state["tab"] = _DETAILS
 
 
 def _search_tab(store: MemoryStore, user: str, show_old: bool) -> None:
@@ -78,9 +100,10 @@ def _search_tab(store: MemoryStore, user: str, show_old: bool) -> None:
     if not hits:
         st.info("No matching memories.")
     for memory, score in hits:
-        st.markdown(f"**{score:.3f}** · {memory.content}  \n"
-                    f":gray[{memory.category or 'no category'} · importance "
-                    f"{memory.importance:.2f} · {memory.id}]")
+        text, link = st.columns([12, 1], vertical_alignment="center")
+        text.markdown(hit_markdown(memory, score))
+        link.button("Details", key=f"hit-{memory.id}", on_click=_open_details,
+                    args=(memory.id,), help="Open this memory with its history")
 
 
 def _details_tab(store: MemoryStore, memories: list[Memory]) -> None:
@@ -94,20 +117,18 @@ def _details_tab(store: MemoryStore, memories: list[Memory]) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Memory")
-        st.markdown(f"> {memory.content}")
-        st.markdown(
-            f"- **category**: {memory.category or '—'}\n"
-            f"- **importance**: {memory.importance:.2f}\n"
-            f"- **valid**: {memory.valid_from:%Y-%m-%d %H:%M} → "
-            f"{f'{memory.valid_to:%Y-%m-%d %H:%M}' if memory.valid_to else 'now'}\n"
-            f"- **created** {memory.created_at:%Y-%m-%d %H:%M}, "
-            f"**updated** {memory.updated_at:%Y-%m-%d %H:%M}\n"
-            f"- **id**: `{memory.id}`")
+        st.markdown(f"> {md_escape(memory.content)}")
+        st.markdown(memory_markdown(memory))
         st.subheader("History")
         for row in timeline_rows(store.history(memory.id, user_id=memory.user_id)):
-            change = f"“{row['before']}” → “{row['after']}”" if row["before"] and row["after"] \
-                else f"“{row['after'] or row['before']}”"
+            before, after = md_escape(row["before"]), md_escape(row["after"])
+            change = f"“{before}” → “{after}”" if before and after else f"“{after or before}”"
             st.markdown(f"- `{row['when']:%Y-%m-%d %H:%M}` **{row['event']}** {change}")
+        for relation, other in lineage(memory, memories):
+            st.button(f"{relation}: {md_escape(memory_label(other))}",
+                      key=f"{relation}-{other.id}",
+                      on_click=_open_details, args=(other.id,), type="tertiary",
+                      icon=":material/history:")
     with right:
         _edit_form(store, memory)
 
@@ -125,7 +146,7 @@ def _edit_form(store: MemoryStore, memory: Memory) -> None:
                 saved = apply_edit(store, memory, content=content, category=category,
                                    importance=importance, supersede=supersede)
             except USER_ERRORS as exc:
-                st.error(describe(exc))
+                st.error(md_escape(describe(exc)))  # may quote what was typed
             else:
                 st.session_state["next_memory"] = saved.id
                 _flash("Saved.")
@@ -160,7 +181,7 @@ def main() -> None:
     try:
         store = _store(os.environ.get(DATABASE_ENV), os.environ.get(EMBEDDINGS_ENV))
     except USER_ERRORS as exc:
-        st.error(f"Cannot open the store: {describe(exc)}")
+        st.error(f"Cannot open the store: {md_escape(describe(exc))}")
         st.stop()
     if "flash" in st.session_state:  # a toast: the layout (and the open tab) stays put
         st.toast(st.session_state.pop("flash"), icon=":material/check_circle:", duration="long")
@@ -168,14 +189,16 @@ def main() -> None:
     if user is None:
         st.info("No memories yet. Add some with `lpm add` or `lpm chat`.")
         return
-    memories = store.list(user, include_superseded=show_old)
-    counts = summary(memories)
-    st.caption(f"User **{user}**")
+    everything = store.list(user, include_superseded=True)
+    memories = everything if show_old else [m for m in everything if m.is_current]
+    counts = summary(everything)  # the same numbers whether or not superseded ones show
+    st.caption(f"User **{md_escape(user)}**")
     cols = st.columns(3)
     cols[0].metric("Current memories", counts["current"])
     cols[1].metric("Superseded", counts["superseded"])
     cols[2].metric("Categories", counts["categories"])
-    tabs = st.tabs(["Memories", "Search", "Details & history", "Charts"], key="tab")
+    # Stateful tabs (on_change="rerun"), so a search hit can switch to its details.
+    tabs = st.tabs(["Memories", "Search", _DETAILS, "Charts"], key="tab", on_change="rerun")
     with tabs[0]:
         _memories_tab(memories)
     with tabs[1]:
@@ -183,7 +206,7 @@ def main() -> None:
     if not memories:
         return
     with tabs[2]:
-        _details_tab(store, memories)
+        _details_tab(store, everything)  # a link may lead to a superseded memory
     with tabs[3]:
         _charts_tab(memories)
 

@@ -6,6 +6,7 @@ Keeping the logic out of the layout means it is unit-tested directly, and the St
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -17,13 +18,18 @@ from ..models import Memory, MemoryEvent
 from ..store import MemoryStore
 
 __all__ = [
+    "COLUMN_WIDTHS",
     "EVENT_LABELS",
     "NO_CATEGORY",
     "apply_edit",
     "category_counts",
+    "hit_markdown",
+    "lineage",
+    "md_escape",
     "memories_frame",
     "memories_over_time",
     "memory_label",
+    "memory_markdown",
     "summary",
     "timeline_rows",
 ]
@@ -31,8 +37,20 @@ __all__ = [
 NO_CATEGORY = "(none)"
 EVENT_LABELS = {"ADD": "added", "UPDATE": "updated", "SUPERSEDE": "superseded",
                 "DELETE": "deleted"}
-_COLUMNS = ["content", "category", "importance", "status", "valid_from", "valid_to",
-            "created_at", "updated_at", "id"]
+_COLUMNS = ["content", "category", "importance", "status", "id", "valid_from", "valid_to",
+            "created_at", "updated_at"]
+_TIMES = ["valid_from", "valid_to", "created_at", "updated_at"]
+COLUMN_WIDTHS: dict[str, int] = {
+    "content": 300, "category": 110, "importance": 100, "status": 95, "valid_from": 140,
+    "valid_to": 140, "created_at": 140, "updated_at": 140, "id": 300}
+"""Column widths in pixels: each fits its header and values ("superseded", a full
+"YYYY-MM-DD HH:mm", a 36-character id); the table scrolls sideways rather than cut them."""
+
+# CommonMark lets a backslash escape any ASCII punctuation: escaped, stored text can't open
+# a link, an image, emphasis, a heading, a code span, LaTeX ($) or a Streamlit :color[]
+# directive. HTML is never rendered by st.markdown, so < and > are harmless either way.
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|www)(?=[:.])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$&\"'=^])")
 
 
 def memories_frame(memories: Sequence[Memory]) -> pd.DataFrame:
@@ -48,7 +66,10 @@ def memories_frame(memories: Sequence[Memory]) -> pd.DataFrame:
         "updated_at": m.updated_at,
         "id": m.id,
     } for m in memories]
-    return pd.DataFrame(rows, columns=_COLUMNS)
+    frame = pd.DataFrame(rows, columns=_COLUMNS)
+    for column in _TIMES:  # datetimes, so "no end" is an empty cell (NaT), not "None"
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
 
 
 def category_counts(memories: Sequence[Memory]) -> pd.DataFrame:
@@ -94,10 +115,50 @@ def memory_label(memory: Memory, width: int = 70) -> str:
 
 
 def summary(memories: Sequence[Memory]) -> dict[str, int]:
-    """Headline numbers for the page."""
+    """Headline numbers for the page, from *all* the user's memories (superseded included),
+    so they do not change with what the table shows."""
     current = sum(1 for m in memories if m.is_current)
     return {"current": current, "superseded": len(memories) - current,
             "categories": len({m.category or NO_CATEGORY for m in memories})}
+
+
+def md_escape(text: str) -> str:
+    """Stored text as literal Markdown: every special character escaped, line breaks kept.
+
+    GFM also turns bare URLs and e-mail addresses into links after parsing, escapes or not;
+    an invisible word joiner (U+2060) after ``http``/``www`` and before ``@`` stops that.
+    """
+    text = _AUTOLINK.sub("\\1\u2060", text).replace("@", "\u2060@")
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return "  \n".join(line.strip() for line in escaped.splitlines())
+
+
+def lineage(memory: Memory, memories: Sequence[Memory]) -> list[tuple[str, Memory]]:
+    """What this memory replaced and what replaced it (history alone records only the
+    supersede on the old fact): ``("replaces", old)`` / ``("replaced by", new)`` pairs."""
+    by_id = {m.id: m for m in memories}
+    pairs = [("replaces", m) for m in memories if m.superseded_by == memory.id]
+    if memory.superseded_by and memory.superseded_by in by_id:
+        pairs.append(("replaced by", by_id[memory.superseded_by]))
+    return pairs
+
+
+def hit_markdown(memory: Memory, score: float) -> str:
+    """One search hit: score, text, then category, importance and id in grey."""
+    category = md_escape(memory.category) if memory.category else "no category"
+    return (f"**{score:.3f}** · {md_escape(memory.content)}  \n"
+            f":gray[{category} · importance {memory.importance:.2f} · {memory.id}]")
+
+
+def memory_markdown(memory: Memory) -> str:
+    """The fields of one memory as a Markdown list (stored text escaped)."""
+    until = f"{memory.valid_to:%Y-%m-%d %H:%M}" if memory.valid_to else "now"
+    return (f"- **category**: {md_escape(memory.category) if memory.category else '—'}\n"
+            f"- **importance**: {memory.importance:.2f}\n"
+            f"- **valid**: {memory.valid_from:%Y-%m-%d %H:%M} → {until}\n"
+            f"- **created** {memory.created_at:%Y-%m-%d %H:%M}, "
+            f"**updated** {memory.updated_at:%Y-%m-%d %H:%M}\n"
+            f"- **id**: `{memory.id}`")
 
 
 def apply_edit(store: MemoryStore, memory: Memory, *, content: str, category: str,

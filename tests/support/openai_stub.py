@@ -81,13 +81,21 @@ def _content_text(content: object) -> str:
 
 
 def embed_text(text: str, dim: int) -> list[float]:
-    """Deterministic hashed bag-of-words embedding, L2-normalised (zero vector if no words)."""
+    """Deterministic hashed bag-of-words embedding, L2-normalised.
+
+    Never all zeros (a real model never returns that, and the store refuses it): a text
+    without words, or whose words cancel out, gets one axis picked by hashing the whole text.
+    """
     vector = [0.0] * dim
     for word in _WORD_RE.findall(text.lower()):
         digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
         value = int.from_bytes(digest, "little")
         index = (value >> 1) % dim
         vector[index] += 1.0 if value & 1 else -1.0
+    if not any(vector):
+        digest = hashlib.blake2b(text.lower().encode("utf-8", "surrogatepass"),
+                                 digest_size=8).digest()
+        vector[int.from_bytes(digest, "little") % dim] = 1.0
     norm = math.sqrt(sum(x * x for x in vector))
     if norm > 0:
         vector = [x / norm for x in vector]
