@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .errors import (
     EmbeddingMismatchError,
     ExtractionError,
+    ForgetInProgressError,
     InvalidInputError,
     MemoryNotFoundError,
     PersistentMemoryError,
@@ -71,6 +72,7 @@ __all__ = [
     "EmbeddingMismatchError",
     "EventType",
     "ExtractionError",
+    "ForgetInProgressError",
     "InvalidInputError",
     "LlamaIndexMemoryRetriever",
     "LocalEmbeddings",

@@ -9,6 +9,7 @@ subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` 
     ├── MemoryNotFoundError (KeyError)       no memory with that id (for that user)
     ├── EmbeddingMismatchError (ValueError)  store was built with another embedding model
     ├── SchemaVersionError (RuntimeError)    database schema is newer than this release
+    ├── ForgetInProgressError (RuntimeError) a turn arrived while its user is being forgotten
     └── ExtractionError (RuntimeError)       the chat model's output could not be used
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "EmbeddingMismatchError",
     "ExtractionError",
+    "ForgetInProgressError",
     "InvalidInputError",
     "MemoryNotFoundError",
     "PersistentMemoryError",
@@ -73,3 +75,12 @@ class SchemaVersionError(PersistentMemoryError, RuntimeError):
 
 class ExtractionError(PersistentMemoryError, RuntimeError):
     """The chat model's output could not be turned into valid memory operations."""
+
+
+class ForgetInProgressError(PersistentMemoryError, RuntimeError):
+    """``forget_user`` is running for this user: new turns are refused until it returns."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id!r} is being forgotten; try again when forget_user "
+                         "has returned")
+        self.user_id = user_id

@@ -6,7 +6,8 @@ import langchain_persistent_memory as lpm
 
 EXPECTED = {
     "AddOp", "ConsolidationResult", "DeleteOp", "EmbeddingMismatchError", "EventType",
-    "ExtractionError", "InvalidInputError", "LlamaIndexMemoryRetriever", "LocalEmbeddings",
+    "ExtractionError", "ForgetInProgressError", "InvalidInputError",
+    "LlamaIndexMemoryRetriever", "LocalEmbeddings",
     "Memory", "MemoryChange", "MemoryEvent", "MemoryManager", "MemoryMiddleware",
     "MemoryNotFoundError", "MemoryRetriever", "MemoryStore", "MemoryToolErrorMiddleware",
     "Operation", "PersistentMemory", "PersistentMemoryBlock", "PersistentMemoryError",

@@ -1,7 +1,7 @@
 """The memory pipeline: conversation turns in, reconciled memories out."""
 
+from .checks import Limits
 from .manager import MemoryManager
-from .parsing import Limits
 from .prompts import PipelinePrompts
 from .results import ConsolidationResult, MemoryChange, ProcessResult
 

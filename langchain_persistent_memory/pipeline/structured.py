@@ -2,8 +2,10 @@
 
 ``with_structured_output`` (tool calling or JSON schema) is used whenever the model supports
 it; a model without tool calling (``bind_tools`` raises ``NotImplementedError``) is asked
-for plain JSON instead. Either way the raw message is kept, for token usage and so that
-:mod:`.parsing` can judge the answer itself.
+for plain JSON instead. The schema is handed over as a JSON-schema *dict*, never as the
+pydantic class: with a class, some clients (``ChatOpenAI``'s ``json_schema`` method) validate
+the answer themselves and raise out of the call when it does not fit. Either way the raw
+message is kept, for token usage and so that :mod:`.recover` can read the answer itself.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ class StructuredCaller:
                 if self.method is not None:
                     kwargs["method"] = self.method
                 try:
-                    self._runnables[schema] = self.llm.with_structured_output(schema, **kwargs)
+                    self._runnables[schema] = self.llm.with_structured_output(
+                        schema.model_json_schema(), **kwargs)
                 except NotImplementedError:
                     logger.info("%s has no tool calling; asking it for plain JSON instead",
                                 type(self.llm).__name__)
