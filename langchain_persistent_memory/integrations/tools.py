@@ -24,7 +24,10 @@ from ..store import MemoryStore
 from ..validation import check_user_id
 from ._common import require_user_id, user_id_from_config, user_id_from_context
 
-__all__ = ["create_memory_tools", "user_id_from_runtime"]
+__all__ = ["WRITE_TOOLS", "create_memory_tools", "user_id_from_runtime"]
+
+WRITE_TOOLS = frozenset({"save_memory", "update_memory", "forget_memory"})
+"""Tools that change memories: a turn in which the agent used one was handled by the agent."""
 
 
 class _Args(BaseModel):
@@ -88,7 +91,8 @@ def create_memory_tools(store: MemoryStore, *, user_id: str | None = None,
     def save_memory(content: str, runtime: ToolRuntime, category: str | None = None,
                     importance: float = 0.5) -> str:
         memory = store.add(content, user_id=current_user(runtime), category=category,
-                           importance=importance, agent_id=agent_id)
+                           importance=importance, agent_id=agent_id,
+                           metadata={"source": "agent_tool", "origin": "agent_tool"})
         return f"saved memory {memory.id}"
 
     def update_memory(memory_id: str, content: str, runtime: ToolRuntime,

@@ -72,6 +72,11 @@ def _parse(text: str) -> tuple[Any, bool]:
             return json.loads(candidate), False
         except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             continue
+    if start >= 0:
+        try:  # the first complete object, when another one (or prose) follows it
+            return json.JSONDecoder().raw_decode(text, start)[0], False
+        except (ValueError, RecursionError):
+            pass
     fenced = _FENCE.findall(text)
     source = fenced[0] if fenced else stripped
     first = min((i for i in (source.find("{"), source.find("[")) if i >= 0), default=-1)
@@ -90,16 +95,19 @@ def payload_of(raw: AIMessage | None, parsed: Any = None) -> tuple[Any, str]:
     """The model's answer as plain data, and the raw text when it had to be repaired
     ("" otherwise: a strictly valid answer cannot have been cut off).
 
-    Order: the structured parser's result, a tool call's arguments (valid or not), then
-    JSON in the message text.
+    Order: a tool call's arguments (valid or not), JSON in the message text (read here, not
+    by the client's parser, which would silently complete a truncated answer), then
+    whatever the structured parser made of it.
 
     Raises:
         ExtractionError: nothing usable in the message.
     """
-    if isinstance(parsed, BaseModel):
-        return parsed.model_dump(), ""
-    if parsed is not None:
-        return parsed, ""
+    if raw is None or (not raw.tool_calls and not raw.invalid_tool_calls
+                       and not raw.text.strip()):
+        if isinstance(parsed, BaseModel):
+            return parsed.model_dump(), ""
+        if parsed is not None:
+            return parsed, ""
     if raw is None:
         raise ExtractionError("the model returned nothing")
     if raw.tool_calls:

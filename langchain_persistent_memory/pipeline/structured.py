@@ -19,7 +19,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .prompts import PipelinePrompts
 
@@ -45,6 +45,7 @@ class ModelReply:
     parsed: Any
     input_tokens: int
     output_tokens: int
+    error: str | None = None
 
 
 def _usage(raw: AIMessage | None) -> tuple[int, int]:
@@ -121,9 +122,26 @@ class StructuredCaller:
 
     def invoke(self, call: ModelCall) -> ModelReply:
         runnable, messages, structured = self._plan(call)
-        return self._reply(runnable.invoke(messages, config=self._config(call)), structured)
+        try:
+            output = runnable.invoke(messages, config=self._config(call))
+        except ValidationError as exc:
+            return _malformed(exc)
+        return self._reply(output, structured)
 
     async def ainvoke(self, call: ModelCall) -> ModelReply:
         runnable, messages, structured = self._plan(call)
-        output = await runnable.ainvoke(messages, config=self._config(call))
+        try:
+            output = await runnable.ainvoke(messages, config=self._config(call))
+        except ValidationError as exc:
+            return _malformed(exc)
         return self._reply(output, structured)
+
+
+def _malformed(exc: ValidationError) -> ModelReply:
+    """A reply the client could not even build a message from (e.g. tool-call arguments
+    that are a JSON list): an unusable answer, repaired or skipped like any other, not a
+    provider failure to raise."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(x) for x in first.get("loc", ()))
+    return ModelReply(None, None, 0, 0, error=f"the answer could not be read ({where}: "
+                      f"{first.get('msg', 'invalid')})")

@@ -105,6 +105,8 @@ def ask_validated(messages: list[BaseMessage], schema: type[BaseModel], run_name
         reply: ModelReply = yield call
         usage.add(reply)
         try:
+            if reply.error:
+                raise ExtractionError(reply.error)
             payload, raw_text = payload_of(reply.raw, reply.parsed)
             checked = validate(payload, raw_text, attempt == 1)
         except ExtractionError as exc:
