@@ -73,14 +73,12 @@ def show_turn(turn: Sequence[TurnMessage], *, max_message_chars: int, max_turn_c
     so nothing in it can be extracted.
     """
     notes: list[str] = []
-    kept: list[TurnMessage] = []
-    for m in turn:
-        if m.role in CONTEXT_ROLES and m.role not in extract_from:
-            continue
-        if len(m.text) > max_message_chars:
-            notes.append(f"a {len(m.text)}-character {m.role} message was cut to "
-                         f"{max_message_chars} characters (max_message_chars)")
-        kept.append(TurnMessage(m.role, _cut(m.text, max_message_chars)))
+    kept = [m for m in turn if m.role not in CONTEXT_ROLES or m.role in extract_from]
+    long = [len(m.text) for m in kept if len(m.text) > max_message_chars]
+    if long:
+        notes.append(f"{len(long)} message(s) of up to {max(long)} characters were cut to "
+                     f"{max_message_chars} characters (max_message_chars)")
+    kept = [TurnMessage(m.role, _cut(m.text, max_message_chars)) for m in kept]
     lines = [f"{_LABELS[m.role]}: {neutralise(m.text)}" for m in kept]
     total, start = 0, len(lines)
     while start > 0 and total + len(lines[start - 1]) + 1 <= max_turn_chars:
