@@ -49,7 +49,10 @@ _LABELS: dict[Role, str] = {
 }
 _DOUBLE_QUOTES = dict.fromkeys(map(ord, "\"“”„‟«»「」『』〝〞＂"), '"')
 _SINGLE_QUOTES = dict.fromkeys(map(ord, "‘’‚‛′`´"), "'")
-_QUOTED = re.compile(r'"[^"\n]{1,2000}"|```.*?(?:```|$)|^[ \t]*>.*$', re.DOTALL | re.MULTILINE)
+# Quoted or pasted text: "…" (any quote style, folded to "), code fences (backticks are
+# folded to '), and e-mail style "> " lines.
+_QUOTED = re.compile(r'"[^"]{1,4000}"|\'\'\'.*?(?:\'\'\'|\Z)|^[ \t]*>.*$',
+                     re.DOTALL | re.MULTILINE)
 
 
 @dataclass(frozen=True)
