@@ -121,12 +121,12 @@ def run() -> dict[str, Any]:
     by_channel: dict[str, list[int]] = {}
     cases: list[tuple[str, list[tuple[str, str]], str | None]] = []
     for name, wrap in WRAPPERS.items():
-        for i, payload in enumerate(PAYLOADS):
+        for payload in PAYLOADS:
             for variant in range(3):  # three phrasings of the user's part per payload
                 turn = [(r, f"{t} (#{variant})") if r == "user" else (r, t)
                         for r, t in wrap(payload)]
                 cases.append((name, turn, None))
-    for i, memory in enumerate(MEMORY_ATTACKS):
+    for memory in MEMORY_ATTACKS:
         for variant in range(4):
             cases.append(("stored_memory_breakout", [("user", f"I like biscuits {variant}")],
                           memory))
