@@ -20,12 +20,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from langchain_openai import ChatOpenAI  # noqa: E402
+from langchain_openai import ChatOpenAI
 
-from langchain_persistent_memory import MemoryManager, MemoryStore  # noqa: E402
-from tests.support.bad_answers import DROPPED, RECOVERED, SKIPPED, USER  # noqa: E402
-from tests.support.embeddings import HashEmbeddings  # noqa: E402
-from tests.support.openai_stub import OpenAIStub  # noqa: E402
+from langchain_persistent_memory import MemoryManager, MemoryStore
+from tests.support.bad_answers import DROPPED, RECOVERED, SKIPPED, USER
+from tests.support.embeddings import HashEmbeddings
+from tests.support.openai_stub import OpenAIStub
 
 METHODS = ("json_schema", "function_calling", "json_mode")
 
@@ -60,7 +60,7 @@ def main() -> None:
                 try:
                     result = MemoryManager(store, llm, structured_output_method=method).process(
                         USER, user_id="alice")
-                except Exception:  # noqa: BLE001 - counting is the point
+                except Exception:  # counting is the point
                     counts["raised"] += 1
                     continue
                 finally:

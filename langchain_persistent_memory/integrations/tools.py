@@ -83,10 +83,11 @@ def create_memory_tools(store: MemoryStore, *, user_id: str | None = None,
 
     def search_memories(query: str, runtime: ToolRuntime, k: int = 5,
                         category: str | None = None) -> str:
-        hits = store.search(query, user_id=current_user(runtime), k=k,
-                            **({"category": category} if category else {}))
-        return json.dumps([{"id": m.id, "content": m.content, "category": m.category,
-                            "score": round(s, 3)} for m, s in hits], ensure_ascii=False)
+        filters: dict[str, Any] = {"category": category} if category else {}
+        hits = store.search(query, user_id=current_user(runtime), k=k, **filters)
+        return json.dumps([{"id": hit.memory.id, "content": hit.memory.content,
+                            "category": hit.memory.category, "score": round(hit.score, 3)}
+                           for hit in hits], ensure_ascii=False)
 
     def save_memory(content: str, runtime: ToolRuntime, category: str | None = None,
                     importance: float = 0.5) -> str:

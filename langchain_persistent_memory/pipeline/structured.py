@@ -141,7 +141,7 @@ def _malformed(exc: ValidationError) -> ModelReply:
     """A reply the client could not even build a message from (e.g. tool-call arguments
     that are a JSON list): an unusable answer, repaired or skipped like any other, not a
     provider failure to raise."""
-    first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(x) for x in first.get("loc", ()))
-    return ModelReply(None, None, 0, 0, error=f"the answer could not be read ({where}: "
-                      f"{first.get('msg', 'invalid')})")
+    errors = exc.errors()
+    where = ".".join(str(x) for x in errors[0]["loc"]) if errors else "?"
+    why = errors[0]["msg"] if errors else "invalid"
+    return ModelReply(None, None, 0, 0, error=f"the answer could not be read ({where}: {why})")
