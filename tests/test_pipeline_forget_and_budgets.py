@@ -51,7 +51,7 @@ def _forget_while_running(forget: Any, manager: MemoryManager, gate: Gate) -> in
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(forget("alice")))
     thread.start()
-    while not manager._forgetting.get("alice"):
+    while "alice" not in manager.forgetting:  # wait for forget_user to begin
         threading.Event().wait(0.01)
     with pytest.raises(ForgetInProgressError):
         manager.submit("I like kiwis", user_id="alice")

@@ -240,6 +240,12 @@ class MemoryManager:
                 if not self._forgetting[user]:
                     del self._forgetting[user]
 
+    @property
+    def forgetting(self) -> frozenset[str]:
+        """Users whose :meth:`forget_user` is running (their new turns are refused)."""
+        with self._guard:
+            return frozenset(self._forgetting)
+
     async def aforget_user(self, user_id: str) -> int:
         """Async :meth:`forget_user` (runs in a worker thread)."""
         return await asyncio.to_thread(self.forget_user, user_id)
