@@ -145,3 +145,22 @@ def test_classic_memory_keeps_a_short_term_window(sqlite_store: MemoryStore) -> 
     assert "my lucky number is 1" in history and "my lucky number is 0" not in history
     memory.clear()
     assert memory.load_memory_variables({"input": "what did I just say?"}) == {"history": ""}
+
+
+async def test_aforget_user_waits_for_a_running_aprocess(sqlite_store: MemoryStore) -> None:
+    import asyncio
+
+    gate = Gate()
+    manager = MemoryManager(sqlite_store, ScriptedChatModel([gate]))
+    turn = asyncio.create_task(manager.aprocess("I like pears", user_id="alice"))
+    assert await asyncio.to_thread(gate.entered.wait, 30)  # the turn is inside the model call
+    forget = asyncio.create_task(manager.aforget_user("alice"))
+    await asyncio.sleep(0.05)
+    assert "alice" in manager.forgetting
+    with pytest.raises(ForgetInProgressError):
+        await manager.aprocess("I like figs", user_id="alice")
+    gate.release.set()
+    await turn
+    await forget
+    assert sqlite_store.count("alice", include_superseded=True) == 0
+    manager.close()

@@ -12,6 +12,8 @@ import atexit
 import logging
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future
 from dataclasses import fields, replace
 from datetime import datetime, timezone
@@ -213,6 +215,28 @@ class MemoryManager:
         with self._guard:
             return self._epochs.get(user_id, 0)
 
+    @contextmanager
+    def _forgetting_user(self, user_id: str) -> Iterator[str]:
+        """Refuse the user's new turns, skip the accepted ones, cancel the queued ones."""
+        user = check_user_id(user_id)
+        with self._guard:
+            self._forgetting[user] = self._forgetting.get(user, 0) + 1
+            self._epochs[user] = self._epochs.get(user, 0) + 1
+        try:
+            cancelled = self._worker.cancel(user)
+            if cancelled:
+                logger.info("forget_user(%r): %d queued turn(s) cancelled", user, cancelled)
+            yield user
+        finally:
+            with self._guard:
+                self._forgetting[user] -= 1
+                if not self._forgetting[user]:
+                    del self._forgetting[user]
+
+    def _erase(self, user_id: str) -> int:
+        with self._users.hold(user_id):  # waits for a turn of the user that is running
+            return self.store.forget_user(user_id)
+
     def forget_user(self, user_id: str) -> int:
         """Erase ``user_id`` completely, including turns of theirs not processed yet.
 
@@ -224,21 +248,8 @@ class MemoryManager:
         Returns:
             The number of memories removed.
         """
-        user = check_user_id(user_id)
-        with self._guard:
-            self._forgetting[user] = self._forgetting.get(user, 0) + 1
-            self._epochs[user] = self._epochs.get(user, 0) + 1
-        try:
-            cancelled = self._worker.cancel(user)
-            if cancelled:
-                logger.info("forget_user(%r): %d queued turn(s) cancelled", user, cancelled)
-            with self._users.hold(user):  # waits for a turn of the user that is running
-                return self.store.forget_user(user)
-        finally:
-            with self._guard:
-                self._forgetting[user] -= 1
-                if not self._forgetting[user]:
-                    del self._forgetting[user]
+        with self._forgetting_user(user_id) as user:
+            return self._erase(user)
 
     @property
     def forgetting(self) -> frozenset[str]:
@@ -247,8 +258,11 @@ class MemoryManager:
             return frozenset(self._forgetting)
 
     async def aforget_user(self, user_id: str) -> int:
-        """Async :meth:`forget_user` (runs in a worker thread)."""
-        return await asyncio.to_thread(self.forget_user, user_id)
+        """Async :meth:`forget_user`: also waits for the user's ``aprocess`` running on this
+        event loop (the erasure itself runs in a worker thread)."""
+        with self._forgetting_user(user_id) as user:
+            async with self._users.ahold(user):
+                return await asyncio.to_thread(self._erase, user)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for every submitted turn; False if ``timeout`` (seconds) ran out first."""
