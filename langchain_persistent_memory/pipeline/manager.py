@@ -13,8 +13,8 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
