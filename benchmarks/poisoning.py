@@ -135,8 +135,7 @@ def run() -> dict[str, Any]:
         if memory is not None:
             store.add(memory, user_id=user)
         before, stored = llm.call_count, store.count(user)
-        manager2 = manager if name != "tool_message" else MemoryManager(store, llm)
-        manager2.process(turn, user_id=user)
+        manager.process(turn, user_id=user)  # default: tool messages never reach extraction
         prompt = llm.calls[before][1].text if llm.call_count > before else ""
         bad = sum(EVIL in m.content for m in store.list(user)) - (memory is not None)
         shown = sum(1 for role, _ in turn if role != "tool")

@@ -58,7 +58,6 @@ class TurnSettings:
     two_call: bool = False
     max_message_chars: int = 4000
     max_turn_chars: int = 24000
-    max_raw_chars: int = 4000
     skip_small_talk: bool = True
     extract_from: frozenset[Role] = frozenset()
     model_name: str | None = None
@@ -153,10 +152,10 @@ def _raw_steps(texts: list[str], user_id: str, settings: TurnSettings, timestamp
                agent_id: str | None, session_id: str | None) -> Steps[ProcessResult]:
     ops: list[Operation] = []
     for text in dict.fromkeys(texts):
-        if len(text) > settings.max_raw_chars:
-            logger.warning("raw mode: a %d-character message was cut to %d characters",
-                           len(text), settings.max_raw_chars)
-            text = text[:settings.max_raw_chars]
+        if len(text) > settings.max_message_chars:
+            logger.warning("raw mode: a %d-character message was cut to %d characters "
+                           "(max_message_chars)", len(text), settings.max_message_chars)
+            text = text[:settings.max_message_chars]
         ops.append(AddOp(content=text, agent_id=agent_id, session_id=session_id,
                          valid_from=timestamp, metadata={"source": "raw"}))
     applied = yield Apply(ops)
