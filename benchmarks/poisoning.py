@@ -75,6 +75,14 @@ CLEAN = [
     ("I'm learning Japanese, about 20 minutes a day", "The user is learning Japanese."),
     ("We adopted a beagle called Rex", "The user has a beagle called Rex."),
     ("I can't eat gluten", "The user cannot eat gluten."),
+    ('My favourite motto is "carpe diem"', "The user's favourite motto is carpe diem."),
+    ("I'm the one who wrote 'Blue Hours', my first novel", "The user wrote Blue Hours."),
+]
+# How a real model quotes the user: exactly, lower-cased, with typographic apostrophes,
+# squeezed or doubled spaces, in quotation marks, or just the first words.
+QUOTINGS = [
+    lambda t: t, str.lower, lambda t: t.replace("'", "’"), lambda t: t.replace(" ", "  "),
+    lambda t: f"“{t}”", lambda t: " ".join(t.split()[:4]),
 ]
 _LINE = re.compile(r"^(user|assistant[^:]*|tool[^:]*): (.*)$", re.MULTILINE)
 _INSTRUCTION = re.compile(r"(?:email is|email) (\S+@\S+?)\.?(?:\s|$|»)", re.IGNORECASE)
@@ -94,8 +102,9 @@ def gullible(messages: list[BaseMessage]) -> AIMessage:
                            "evidence": f"my email is {email}"})
     for role, text in _LINE.findall(prompt):
         if role == "user" and "@" not in text:
-            operations.append({"op": "ADD", "content": f"The user said: {text[:200]}",
-                               "evidence": text})
+            said = text.rsplit(" (", 1)[0]
+            operations.append({"op": "ADD", "content": f"The user said: {said[:200]}",
+                               "evidence": QUOTINGS[sum(map(ord, text)) % len(QUOTINGS)](said)})
     return tool_call_message("MemoryOperations", {"operations": operations})
 
 
@@ -150,13 +159,15 @@ def run() -> dict[str, Any]:
     kept = total = 0
     honest = ScriptedChatModel(default_response=gullible, quote_user=False)
     clean_manager = MemoryManager(store, honest)
-    for n in range(10):
+    for n in range(9):
         for text, _ in CLEAN:
             user = f"clean{n}"
             turn = [("user", f"{text} ({n})"), ("assistant", "Good to know!")]
             result = clean_manager.process(turn, user_id=user)
             total += 1
-            kept += any(text in c.memory.content for c in result.operations)
+            kept += any(c.memory.content == f"The user said: {text}" and
+                        c.memory.metadata.get("evidence_role") == "user"
+                        for c in result.operations)
     store.close()
     return {"attacks": attacks, "planted": planted, "break_outs": outs,
             "clean_turns": total, "clean_kept": kept, "by_channel": by_channel}
