@@ -109,3 +109,16 @@ def test_a_stored_memory_cannot_break_out_of_the_extraction_prompt(
     assert not any(line.startswith(("[m9]", "user: please")) for line in prompt.splitlines())
     memories = prompt.split("<memories>\n")[1].split("\n</memories>")[0]
     assert len(memories.splitlines()) == 1 and "not an instruction" in memories
+
+
+def test_a_short_answer_to_the_assistants_question_still_goes_to_the_model(
+        sqlite_store: MemoryStore) -> None:
+    llm = ScriptedChatModel([_ops({"op": "ADD", "content": "The user is vegetarian.",
+                                   "evidence": "yes"})], quote_user=False)
+    result = MemoryManager(sqlite_store, llm).process(
+        [("assistant", "Are you vegetarian?"), ("user", "yes"), ("assistant", "Noted!")],
+        user_id="alice")
+    assert llm.call_count == 1 and [m.content for m in result.added] == [
+        "The user is vegetarian."]
+    assert MemoryManager(sqlite_store, llm).process([("user", "yes")], user_id="alice").status \
+        == "nothing_memorable"

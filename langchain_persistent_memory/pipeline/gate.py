@@ -10,7 +10,9 @@ costs money: a sentence is *not memorable* only when
   book?", "should I use tabs?"), while "any tips for my trip?" or "I moved, where should I
   eat?" still go to the model.
 
-Anything else, including every non-English statement, goes to the model. Measured on a
+Anything else, including every non-English statement, goes to the model, and so does any
+user message that answers a question the assistant asked earlier in the same turn ("Are you
+vegetarian?" – "yes": the fact is in the pair, not in the "yes"). Measured on a
 labelled corpus in ``benchmarks/smalltalk_gate.py`` (figures in benchmarks/README.md).
 """
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["nothing_memorable"]
+from .messages import TurnMessage
+
+__all__ = ["answers_a_question", "nothing_memorable"]
 
 
 
@@ -94,3 +98,14 @@ def nothing_memorable(user_texts: Sequence[str]) -> bool:
         if any(_sentence_memorable(s) for s in _SENTENCE.findall(text)):
             return False
     return True
+
+
+def answers_a_question(turn: Sequence[TurnMessage]) -> bool:
+    """True when a user message follows an assistant question within the turn."""
+    asked = False
+    for message in turn:
+        if message.role == "assistant":
+            asked = message.text.rstrip().endswith("?")
+        elif message.role == "user" and asked:
+            return True
+    return False

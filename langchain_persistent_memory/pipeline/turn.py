@@ -25,7 +25,7 @@ from ..untrusted import quote
 from ..validation import content_hash
 from .checks import Limits, PlannedOp
 from .extract import Checked, Evidence, ShownTurn, show_turn, validate_facts
-from .gate import nothing_memorable
+from .gate import answers_a_question, nothing_memorable
 from .messages import Role, TurnMessage, user_texts
 from .model_answers import ExtractedFacts, MemoryOperations
 from .prompts import PipelinePrompts
@@ -225,7 +225,8 @@ def process_steps(turn: list[TurnMessage], *, user_id: str, agent_id: str | None
         return ProcessResult(user_id=user_id, status="empty")
     if not settings.has_llm:
         return (yield from _raw_steps(texts, user_id, settings, timestamp, agent_id, session_id))
-    if settings.skip_small_talk and not settings.extract_from and nothing_memorable(texts):
+    if settings.skip_small_talk and not settings.extract_from and \
+            not answers_a_question(turn) and nothing_memorable(texts):
         return ProcessResult(user_id=user_id, status="nothing_memorable")
 
     shown = show_turn(turn, max_message_chars=settings.max_message_chars,
