@@ -154,7 +154,7 @@ class CountingChatModel(BaseChatModel):
                 op = "ADD" if content else "NOTHING"
             if op != "NOTHING":
                 operations.append({"op": op, "handle": handle, "content": content,
-                                   "category": "misc", "importance": 0.6})
+                                   "category": "misc", "importance": 0.6, "evidence": text})
         return self._reply("MemoryOperations", {"operations": operations}, messages)
 
     def _facts(self) -> dict[str, Any]:
@@ -166,7 +166,8 @@ class CountingChatModel(BaseChatModel):
             return {"facts": [], "forget": [needle]}
         if op == "NOTHING":
             return {"facts": [], "forget": []}
-        return {"facts": [{"content": content or needle}], "forget": []}
+        return {"facts": [{"content": content or needle, "evidence": self.current}],
+                "forget": []}
 
     def _reply(self, tool: str, args: dict[str, Any], messages: list[BaseMessage]) -> ChatResult:
         chars_in = sum(len(m.text) for m in messages)

@@ -10,6 +10,7 @@ subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` 
     ├── EmbeddingMismatchError (ValueError)  store was built with another embedding model
     ├── EmbeddingModelError (ValueError)     the embedding model returned unusable vectors
     ├── SchemaVersionError (RuntimeError)    database schema is newer than this release
+    ├── ForgetInProgressError (RuntimeError) a turn arrived while its user is being forgotten
     └── ExtractionError (RuntimeError)       the chat model's output could not be used
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "EmbeddingMismatchError",
     "EmbeddingModelError",
     "ExtractionError",
+    "ForgetInProgressError",
     "InvalidInputError",
     "MemoryNotFoundError",
     "PersistentMemoryError",
@@ -81,3 +83,12 @@ class SchemaVersionError(PersistentMemoryError, RuntimeError):
 
 class ExtractionError(PersistentMemoryError, RuntimeError):
     """The chat model's output could not be turned into valid memory operations."""
+
+
+class ForgetInProgressError(PersistentMemoryError, RuntimeError):
+    """``forget_user`` is running for this user: new turns are refused until it returns."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id!r} is being forgotten; try again when forget_user "
+                         "has returned")
+        self.user_id = user_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,14 +63,16 @@ def _responder(log: list[str]) -> Any:
             facts = []
             if "Lisbon" in user:
                 facts.append({"op": "ADD", "content": "The user lives in Lisbon.",
+                              "evidence": "Lisbon",
                               "category": "location", "importance": 0.8})
             if "espresso" in user:
                 facts.append({"op": "ADD", "content": "The user loves espresso.",
+                              "evidence": "espresso",
                               "category": "preference", "importance": 0.6})
             return {"content": json.dumps({"operations": facts})}
         log.append("chat")
         system = body["messages"][0]["content"]
-        remembered = [line[2:] for line in system.splitlines() if line.startswith("- ")]
+        remembered = re.findall(r"^- \[[\d-]+\] «(.*)»$", system, re.MULTILINE)
         return {"content": "I remember: " + " | ".join(remembered) if remembered
                 else "Nice to meet you."}
 
@@ -92,7 +95,8 @@ def test_chat_with_a_model_extracts_and_recalls_after_restart(env: dict[str, Any
         second = chat(env, "Where do I live?\n")
         assert second.exit_code == 0, second.output
         assert "assistant> I remember: The user lives in Lisbon." in second.stdout
-        assert calls == ["chat", "extract", "chat", "extract"]
+        # "Where do I live?" is a pure question: the local gate spares the extraction call.
+        assert calls == ["chat", "extract", "chat"]
         models = {r["model"] for r in stub.requests_to("/v1/chat/completions")}
         assert models == {"gpt-4o-mini"}
     assert len(memory_contents(env)) == 2

@@ -147,7 +147,8 @@ class _NoToolsModel(BaseChatModel):
 
 
 def test_json_mode_fallback_for_models_without_tools(sqlite_store: MemoryStore):
-    answer = {"operations": [{"op": "ADD", "content": "The user likes tea."}]}
+    answer = {"operations": [{"op": "ADD", "content": "The user likes tea.",
+                              "evidence": "I like tea"}]}
     llm = _NoToolsModel(replies=["```json\n" + json.dumps(answer) + "\n```"], seen=[])
     result = MemoryManager(sqlite_store, llm).process("I like tea", user_id="alice")
     assert [c.memory.content for c in result.operations] == ["The user likes tea."]
@@ -159,7 +160,7 @@ def test_prompt_overrides_are_checked_and_used(sqlite_store: MemoryStore):
         PipelinePrompts(turn_template="no fields here")
     llm = ScriptedChatModel([ops()])
     prompts = PipelinePrompts(system="CUSTOM SYSTEM PROMPT")
-    MemoryManager(sqlite_store, llm, prompts=prompts).process("hi", user_id="alice")
+    MemoryManager(sqlite_store, llm, prompts=prompts).process("I like tea", user_id="alice")
     assert llm.calls[0][0].text == "CUSTOM SYSTEM PROMPT"
 
 
@@ -168,7 +169,8 @@ def test_model_errors_propagate_from_process(sqlite_store: MemoryStore):
         raise ConnectionError("provider down")
 
     with pytest.raises(ConnectionError):
-        MemoryManager(sqlite_store, ScriptedChatModel([boom])).process("hi", user_id="alice")
+        MemoryManager(sqlite_store, ScriptedChatModel([boom])).process("I like tea",
+                                                                       user_id="alice")
     assert sqlite_store.count("alice") == 0
 
 

@@ -35,6 +35,7 @@ def decide(prompt: str) -> dict[str, Any]:
         operations.append({"op": "SUPERSEDE", "handle": old, "content": content,
                            "category": "location", "importance": 0.8} if old else
                           {"op": "ADD", "content": content, "category": "location"})
+        operations[-1]["evidence"] = moved.group(0)
     return {"operations": operations}
 
 

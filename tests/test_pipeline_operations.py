@@ -176,7 +176,8 @@ def test_add_of_known_text_is_not_duplicated(sqlite_store: MemoryStore):
 
 def test_small_talk_with_no_operations(sqlite_store: MemoryStore):
     llm = ScriptedChatModel([ops()])
-    result = MemoryManager(sqlite_store, llm).process("hi, how are you?", user_id="alice")
+    result = MemoryManager(sqlite_store, llm, skip_small_talk=False).process(
+        "hi, how are you?", user_id="alice")
     assert result.status == "applied" and result.operations == () and result.llm_calls == 1
     assert sqlite_store.count("alice") == 0
 
@@ -222,7 +223,8 @@ def test_two_call_mode_extracts_then_reconciles(sqlite_store: MemoryStore):
 
 def test_two_call_mode_stops_after_empty_extraction(sqlite_store: MemoryStore):
     llm = ScriptedChatModel([tool_call_message("ExtractedFacts", {"facts": []})])
-    result = MemoryManager(sqlite_store, llm, two_call=True).process("hello", user_id="alice")
+    result = MemoryManager(sqlite_store, llm, two_call=True).process("I had a nice day",
+                                                                     user_id="alice")
     assert result.llm_calls == 1 and result.operations == ()
 
 
@@ -266,7 +268,7 @@ def test_two_call_mode_forwards_forget_requests(sqlite_store: MemoryStore):
     ])
     result = MemoryManager(sqlite_store, llm, two_call=True).process(
         "forget my address please", user_id="alice")
-    assert "asks to forget: the user's address" in llm.calls[1][-1].text
+    assert "asks to forget: «the user's address»" in llm.calls[1][-1].text
     assert [(c.action, c.memory_id) for c in result.operations] == [("delete", address)]
 
 

@@ -15,7 +15,8 @@ PACKAGE = Path(lpm.__file__).parent
 
 EXPECTED = {
     "AddOp", "ConsolidationResult", "DeleteOp", "EmbeddingMismatchError", "EmbeddingModelError",
-    "EventType", "ExtractionError", "IndexInfo", "InvalidInputError", "LlamaIndexMemoryRetriever",
+    "EventType", "ExtractionError", "ForgetInProgressError", "IndexInfo",
+    "InvalidInputError", "LlamaIndexMemoryRetriever",
     "LocalEmbeddings", "Memory", "MemoryChange", "MemoryEvent", "MemoryManager",
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",
     "MemoryToolErrorMiddleware", "Operation", "PersistentMemory", "PersistentMemoryBlock",

@@ -22,13 +22,12 @@ from langchain_persistent_memory import (
     MemoryStore,
     PersistentMemoryError,
 )
-from langchain_persistent_memory.pipeline.parsing import (
-    Limits,
-    payload_of,
-    validate_facts,
-    validate_merges,
-    validate_operations,
-)
+from langchain_persistent_memory.pipeline.checks import Limits
+from langchain_persistent_memory.pipeline.consolidate import validate_merges
+from langchain_persistent_memory.pipeline.extract import Evidence, validate_facts
+from langchain_persistent_memory.pipeline.messages import TurnMessage
+from langchain_persistent_memory.pipeline.reconcile import validate_operations
+from langchain_persistent_memory.pipeline.recover import payload_of
 from tests.support.consistency import history_mismatches, index_mismatches
 from tests.support.embeddings import HashEmbeddings
 
@@ -257,12 +256,14 @@ answer_text = st.one_of(any_text, st.sampled_from([
          text="")
 def test_parser_raises_extraction_error_or_returns_valid_ops(payload: Any, text: str) -> None:
     limits = Limits()
-    for parse in (lambda p: validate_operations(p, HANDLES, turn_time=TURN, limits=limits),
-                  lambda p: validate_facts(p, turn_time=TURN, limits=limits),
-                  lambda p: validate_merges(p, HANDLES, limits=limits)):
-        for source in (lambda: payload, lambda: payload_of(AIMessage(content=text))):
+    said = Evidence([TurnMessage("user", "x " + text[:200])])
+    for parse in (lambda p, t: validate_operations(p, t, HANDLES, said, turn_time=TURN,
+                                                   limits=limits),
+                  lambda p, t: validate_facts(p, t, said, turn_time=TURN, limits=limits),
+                  lambda p, t: validate_merges(p, t, HANDLES, limits=limits)):
+        for source in (lambda: (payload, ""), lambda: payload_of(AIMessage(content=text))):
             try:
-                planned = parse(source())
+                planned = parse(*source()).ops
             except ExtractionError:
                 continue
             for op in planned:

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from ..models import ScoredMemory
 from ..pipeline import MemoryManager
+from ..retrieval.render import render_memories
 from ..store import MemoryStore
 from .common import console, fail, store_for
 from .config import USER_ERRORS, chat_model_from_env, describe
@@ -37,14 +38,13 @@ class ChatModelError(RuntimeError):
 
 
 def system_prompt(related: Sequence[ScoredMemory]) -> str:
-    """Instructions plus the memories relevant to the user's message."""
-    lines = ["You are a helpful assistant with long-term memory of this user."]
-    if related:
-        lines.append("What you remember about the user (most relevant first):")
-        lines += [f"- {m.content}" for m, _ in related]
-    else:
-        lines.append("You do not remember anything relevant about this user yet.")
-    return "\n".join(lines)
+    """Instructions plus the memories relevant to the user's message, as a quoted data block
+    (:func:`render_memories`: stored text is neutralised and cannot pose as instructions)."""
+    intro = "You are a helpful assistant with long-term memory of this user."
+    block = render_memories(related, max_tokens=1500)
+    if not block:
+        return f"{intro}\nYou do not remember anything relevant about this user yet."
+    return f"{intro}\n\n{block}"
 
 
 class ChatSession:

@@ -2,8 +2,10 @@
 ``LLMChain``) through ``langchain_classic.base_memory.BaseMemory`` (extra ``[classic]``).
 
 Loading searches the store for memories relevant to the current input and renders them
-within a token budget; saving hands the turn to the ``MemoryManager``, in the background by
-default so the chain's latency does not grow with extraction.
+within a token budget, followed by a short-term window of the last turns of this
+conversation (so "what did I just say?" works, as with ``ConversationBufferWindowMemory``);
+saving hands the turn to the ``MemoryManager``, in the background by default so the chain's
+latency does not grow with extraction.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_classic.base_memory import BaseMemory
-from langchain_core.messages import SystemMessage
-from pydantic import ConfigDict, Field, field_validator
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from ..errors import InvalidInputError
 from ..pipeline import MemoryManager
@@ -36,6 +38,8 @@ class PersistentMemory(BaseMemory):
         return_messages: a list with one ``SystemMessage`` instead of a string.
         background: submit turns to the manager's worker (``False``: wait for them).
         count_tokens: a chat model or ``str -> int`` used to measure the budget.
+        window_turns: recent turns of this conversation kept verbatim beside the long-term
+            memories (``0`` turns the short-term window off).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -51,6 +55,11 @@ class PersistentMemory(BaseMemory):
     return_messages: bool = False
     background: bool = True
     count_tokens: Any = None
+    window_turns: int = Field(default=5, ge=0, le=100)
+    human_prefix: str = "Human"
+    ai_prefix: str = "AI"
+
+    _window: list[tuple[str, str]] = PrivateAttr(default_factory=list)
 
     @field_validator("user_id")
     @classmethod
@@ -85,8 +94,20 @@ class PersistentMemory(BaseMemory):
     def _variables(self, hits: list[Any]) -> dict[str, Any]:
         text = render_memories(hits, max_tokens=self.max_tokens, count_tokens=self.count_tokens)
         if self.return_messages:
-            return {self.memory_key: [SystemMessage(content=text)] if text else []}
-        return {self.memory_key: text}
+            recent: list[BaseMessage] = []
+            for said, answered in self._window:
+                recent += [HumanMessage(content=said), AIMessage(content=answered)]
+            return {self.memory_key: ([SystemMessage(content=text)] if text else []) + recent}
+        lines = [line for said, answered in self._window
+                 for line in (f"{self.human_prefix}: {said}", f"{self.ai_prefix}: {answered}")]
+        parts = [text] if text else []
+        if lines:
+            parts.append("Recent conversation:\n" + "\n".join(lines))
+        return {self.memory_key: "\n\n".join(parts)}
+
+    def _remember_recent(self, turn: list[tuple[str, str]]) -> None:
+        if self.window_turns:
+            self._window = [*self._window, (turn[0][1], turn[1][1])][-self.window_turns:]
 
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
         query = self._input_text(inputs)
@@ -104,18 +125,23 @@ class PersistentMemory(BaseMemory):
         return [("user", self._input_text(inputs)), ("assistant", self._output_text(outputs))]
 
     def save_context(self, inputs: dict[str, Any], outputs: dict[str, str]) -> None:
+        turn = self._turn(inputs, outputs)
+        self._remember_recent(turn)
         if self.background:
-            self.manager.submit(self._turn(inputs, outputs), user_id=self.user_id)
+            self.manager.submit(turn, user_id=self.user_id)
         else:
-            self.manager.process(self._turn(inputs, outputs), user_id=self.user_id)
+            self.manager.process(turn, user_id=self.user_id)
 
     async def asave_context(self, inputs: dict[str, Any], outputs: dict[str, str]) -> None:
+        turn = self._turn(inputs, outputs)
+        self._remember_recent(turn)
         if self.background:
-            self.manager.submit(self._turn(inputs, outputs), user_id=self.user_id)
+            self.manager.submit(turn, user_id=self.user_id)
         else:
-            await self.manager.aprocess(self._turn(inputs, outputs), user_id=self.user_id)
+            await self.manager.aprocess(turn, user_id=self.user_id)
 
     def clear(self) -> None:
-        """Erase this user's long-term memories (``MemoryStore.forget_user``)."""
-        self.manager.flush()
-        self.store.forget_user(self.user_id)
+        """Erase this user's memories, their queued turns and the short-term window
+        (:meth:`MemoryManager.forget_user`: nothing comes back afterwards)."""
+        self._window = []
+        self.manager.forget_user(self.user_id)

@@ -6,11 +6,15 @@ system message; after the agent finishes it submits the turn to the ``MemoryMana
 background, so answering never waits for extraction. The user comes from the runtime context
 (``context.user_id``) or the run config (``configurable`` / ``metadata``), else the
 constructor's ``user_id``; with none of them the run fails with a clear error.
+
+A turn in which the agent itself changed memories (``save_memory``, ``update_memory`` or
+``forget_memory`` succeeded) is not submitted again: the agent already decided what to keep,
+and a second extraction would pay another model call for the same facts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from langchain.agents.middleware import (
@@ -39,7 +43,7 @@ from ..retrieval.render import render_memories
 from ..store import MemoryStore
 from ..validation import check_user_id
 from ._common import require_user_id, user_id_from_config, user_id_from_context
-from .tools import create_memory_tools
+from .tools import WRITE_TOOLS, create_memory_tools
 
 __all__ = ["MemoryMiddleware", "MemoryToolErrorMiddleware"]
 
@@ -51,7 +55,7 @@ def _config() -> dict[str, Any]:
         return {}
 
 
-def _latest_user_text(messages: list[BaseMessage]) -> str:
+def _latest_user_text(messages: Sequence[BaseMessage]) -> str:
     for message in reversed(messages):
         if isinstance(message, HumanMessage):
             return message.text.strip()
@@ -157,11 +161,15 @@ class MemoryMiddleware(MemoryToolErrorMiddleware):
         return await handler(self._inject(request, hits))
 
     def _turn(self, state: AgentState) -> list[BaseMessage]:
-        """The last user message and the agent's text replies after it."""
+        """The last user message and the agent's text replies after it; nothing when the
+        agent already changed memories in this turn with its own tools."""
         messages = list(state.get("messages", []))
         start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)),
                     default=None)
         if start is None:
+            return []
+        if any(isinstance(m, ToolMessage) and m.name in WRITE_TOOLS and m.status != "error"
+               for m in messages[start:]):
             return []
         return [m for m in messages[start:]
                 if isinstance(m, HumanMessage) or (isinstance(m, AIMessage) and m.text)]
@@ -175,12 +183,20 @@ class MemoryMiddleware(MemoryToolErrorMiddleware):
         turn = self._turn(state)
         if not turn:
             return None
-        job = {"messages": turn, "user_id": self._user_id(runtime),
+        job: dict[str, Any] = {"messages": turn, "user_id": self._user_id(runtime),
                "session_id": self._session()}
         if self.background:
             self.manager.submit(**job)
             return None
         return job
+
+    def forget_user(self, user_id: str) -> int:
+        """Erase ``user_id``, their queued and running turns included (see
+        :meth:`MemoryManager.forget_user`); returns the memories removed."""
+        return self.manager.forget_user(user_id)
+
+    async def aforget_user(self, user_id: str) -> int:
+        return await self.manager.aforget_user(user_id)
 
     def after_agent(self, state: AgentState, runtime: Runtime[Any]) -> None:
         job = self._hand_over(state, runtime)

@@ -24,7 +24,10 @@ from ..store import MemoryStore
 from ..validation import check_user_id
 from ._common import require_user_id, user_id_from_config, user_id_from_context
 
-__all__ = ["create_memory_tools", "user_id_from_runtime"]
+__all__ = ["WRITE_TOOLS", "create_memory_tools", "user_id_from_runtime"]
+
+WRITE_TOOLS = frozenset({"save_memory", "update_memory", "forget_memory"})
+"""Tools that change memories: a turn in which the agent used one was handled by the agent."""
 
 
 class _Args(BaseModel):
@@ -80,15 +83,17 @@ def create_memory_tools(store: MemoryStore, *, user_id: str | None = None,
 
     def search_memories(query: str, runtime: ToolRuntime, k: int = 5,
                         category: str | None = None) -> str:
-        hits = store.search(query, user_id=current_user(runtime), k=k,
-                            **({"category": category} if category else {}))
-        return json.dumps([{"id": m.id, "content": m.content, "category": m.category,
-                            "score": round(s, 3)} for m, s in hits], ensure_ascii=False)
+        filters: dict[str, Any] = {"category": category} if category else {}
+        hits = store.search(query, user_id=current_user(runtime), k=k, **filters)
+        return json.dumps([{"id": hit.memory.id, "content": hit.memory.content,
+                            "category": hit.memory.category, "score": round(hit.score, 3)}
+                           for hit in hits], ensure_ascii=False)
 
     def save_memory(content: str, runtime: ToolRuntime, category: str | None = None,
                     importance: float = 0.5) -> str:
         memory = store.add(content, user_id=current_user(runtime), category=category,
-                           importance=importance, agent_id=agent_id)
+                           importance=importance, agent_id=agent_id,
+                           metadata={"source": "agent_tool", "origin": "agent_tool"})
         return f"saved memory {memory.id}"
 
     def update_memory(memory_id: str, content: str, runtime: ToolRuntime,

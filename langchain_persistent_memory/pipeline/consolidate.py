@@ -9,21 +9,25 @@ in history. Each cluster is its own transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from ..errors import InvalidInputError, MemoryNotFoundError
+from ..errors import ExtractionError, InvalidInputError, MemoryNotFoundError
 from ..models import DeleteOp, Memory, Operation, SupersedeOp, UpdateOp
-from .parsing import Limits, PlannedOp, validate_merges
+from .checks import Limits, PlannedOp, check_category, check_fact, check_importance, check_items
+from .extract import Checked
+from .model_answers import MergePlan
 from .prompts import PipelinePrompts
+from .reconcile import describe_memories
+from .recover import recover_items
 from .results import ConsolidationResult, MemoryChange
-from .schema import MergePlan
 from .steps import Apply, FetchVectors, Steps
-from .turn import Usage, ask_validated, describe_memories
+from .turn import Usage, ask_validated
 
-__all__ = ["consolidate_steps", "find_clusters"]
+__all__ = ["consolidate_steps", "find_clusters", "validate_merges"]
 
 logger = logging.getLogger("langchain_persistent_memory.pipeline")
 
@@ -50,6 +54,40 @@ def find_clusters(vectors: np.ndarray, *, threshold: float, max_size: int) -> li
             free[chosen] = False
             clusters.append([seed, *sorted(int(i) for i in chosen)])
     return clusters
+
+
+def validate_merges(payload: Any, raw_text: str, handles: dict[str, Memory], *,
+                    limits: Limits) -> Checked:
+    """Check a :class:`MergePlan`: known handles, each memory merged at most once."""
+    items, cut = recover_items(payload, raw_text, "merges")
+    merges = []
+    used: set[str] = set()
+    for i, item in enumerate(check_items(items, "merges", limits)):
+        where = f"merges[{i}]"
+        sources = item.get("sources")
+        if not isinstance(sources, list) or not sources or \
+                not all(isinstance(s, str) for s in sources):
+            raise ExtractionError(f"{where}: 'sources' must be a non-empty list of handles")
+        clean = tuple(dict.fromkeys(s.strip() for s in sources))
+        for handle in clean:
+            if handle not in handles:
+                raise ExtractionError(f"{where}: unknown handle {handle[:40]!r}")
+            if handle in used:
+                raise ExtractionError(f"{where}: {handle} is already part of another merge")
+            used.add(handle)
+        merges.append(PlannedOp(
+            op="MERGE", sources=clean, content=check_fact(item.get("content"), where, limits),
+            category=check_category(item.get("category"), where, limits),
+            importance=check_importance(item.get("importance"), where),
+        ))
+    return Checked(merges, [f"merges: {cut} cut off by a truncated answer"] if cut else [])
+
+
+def _merge_check(handles: dict[str, Memory], limits: Limits) -> Callable[[Any, str, bool], Checked]:
+    def check(payload: Any, raw_text: str, final: bool) -> Checked:
+        return validate_merges(payload, raw_text, handles, limits=limits)
+
+    return check
 
 
 def _merge_ops(merges: Sequence[PlannedOp], handles: dict[str, Memory]) -> list[Operation]:
@@ -91,7 +129,7 @@ def consolidate_steps(user_id: str, *, prompts: PipelinePrompts, limits: Limits,
              HumanMessage(content=prompts.consolidate_template.format(
                  memories=describe_memories(handles)))],
             MergePlan, "lpm.consolidate",
-            lambda p, h=handles: validate_merges(p, h, limits=limits), prompts, usage)
+            _merge_check(handles, limits), prompts, usage)
         if merges is None:
             errors.append(f"cluster {number}: {usage.last_error}")
             continue

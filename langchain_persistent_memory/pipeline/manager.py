@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import threading
 import weakref
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -20,13 +23,14 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 
-from ..errors import InvalidInputError
+from ..errors import ForgetInProgressError, InvalidInputError
 from ..retrieval import SearchOptions
 from ..store import MemoryStore
 from ..validation import check_optional_id, check_user_id, to_utc
+from .checks import Limits
 from .consolidate import consolidate_steps
+from .extract import CONTEXT_ROLES
 from .messages import normalize_messages
-from .parsing import Limits
 from .prompts import PipelinePrompts
 from .results import ConsolidationResult, ProcessResult
 from .steps import Apply, FetchVectors, Request, Search, Steps, Timer, run_async, run_sync
@@ -44,6 +48,16 @@ R = TypeVar("R", ProcessResult, ConsolidationResult)
 # Reconciliation must see near-duplicates (to answer NONE) and plain relevance, not a
 # date-boosted ranking: so no hit dedupe and no date boost.
 RELATED_SEARCH: dict[str, Any] = {"dedupe_threshold": None, "date_boost": 0.0}
+
+
+def _model_name(llm: BaseChatModel | None) -> str | None:
+    if llm is None:
+        return None
+    for attribute in ("model_name", "model", "model_id"):
+        value = getattr(llm, attribute, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(llm).__name__
 
 
 def _close_at_exit(ref: weakref.ReferenceType[MemoryManager]) -> None:
@@ -72,6 +86,15 @@ class MemoryManager:
             :class:`~langchain_persistent_memory.retrieval.SearchOptions`); by default hybrid
             (vectors + keywords) with near-duplicate hits kept, since the model must see them.
         config: merged into every model call (callbacks, tags, metadata).
+        max_message_chars: each message is cut to this many characters before the model
+            sees it (a warning is logged and ``result.notes`` says so).
+        max_turn_chars: budget of the whole transcript; the oldest messages are left out
+            first (with a warning) when a turn is longer.
+        skip_small_talk: the local gate: turns with only small talk or pure questions make
+            no model call (``status == "nothing_memorable"``).
+        extract_from: also show ``"tool"`` and/or ``"system"`` messages to extraction; facts
+            grounded in them are stored with ``trust: "low"`` and their role. Default: none,
+            only the user's own words can become facts.
     """
 
     def __init__(self, store: MemoryStore, llm: BaseChatModel | None = None, *,
@@ -79,7 +102,9 @@ class MemoryManager:
                  structured_output_method: str | None = None, two_call: bool = False,
                  related_k: int = 10, limits: Limits | None = None, workers: int = 1,
                  search_options: dict[str, Any] | None = None,
-                 config: RunnableConfig | None = None) -> None:
+                 config: RunnableConfig | None = None, max_message_chars: int = 4000,
+                 max_turn_chars: int = 24000, skip_small_talk: bool = True,
+                 extract_from: tuple[str, ...] = ()) -> None:
         if not isinstance(store, MemoryStore):
             raise InvalidInputError("store must be a MemoryStore", field="store")
         if isinstance(related_k, bool) or not isinstance(related_k, int) or \
@@ -92,16 +117,30 @@ class MemoryManager:
             raise InvalidInputError(f"unknown search_options {sorted(unknown)}",
                                     field="search_options")
         SearchOptions(**self.search_options)  # raises InvalidInputError now, not per turn
+        for name, value in (("max_message_chars", max_message_chars),
+                            ("max_turn_chars", max_turn_chars)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 100:
+                raise InvalidInputError(f"{name} must be an integer ≥ 100", field=name)
+        if isinstance(extract_from, str) or not set(extract_from) <= CONTEXT_ROLES:
+            raise InvalidInputError("extract_from takes a tuple of 'tool' and/or 'system'",
+                                    field="extract_from")
         self.store = store
         self.llm = llm
         self.prompts = prompts or PipelinePrompts()
         self.settings = TurnSettings(has_llm=llm is not None, prompts=self.prompts,
                                      limits=limits or Limits(), related_k=related_k,
-                                     two_call=two_call)
+                                     two_call=two_call, max_message_chars=max_message_chars,
+                                     max_turn_chars=max_turn_chars,
+                                     skip_small_talk=bool(skip_small_talk),
+                                     extract_from=frozenset(extract_from),  # type: ignore[arg-type]
+                                     model_name=_model_name(llm))
         self._caller = None if llm is None else StructuredCaller(
             llm, method=structured_output_method, prompts=self.prompts, config=config)
         self._worker = BackgroundWorker(lanes=workers)
         self._users = UserLocks()
+        self._forgetting: dict[str, int] = {}  # user -> forget_user calls running
+        self._epochs: dict[str, int] = {}  # user -> forget_user calls so far
+        self._guard = threading.Lock()
         self._raw_notice_logged = False
         atexit.register(_close_at_exit, weakref.ref(self))
 
@@ -114,6 +153,9 @@ class MemoryManager:
               timestamp: Any) -> tuple[str, Steps[ProcessResult]]:
         """Validate arguments (before any I/O) and build the step generator."""
         user = check_user_id(user_id)
+        with self._guard:
+            if self._forgetting.get(user):
+                raise ForgetInProgressError(user)
         turn = normalize_messages(messages)
         when = to_utc(timestamp, "timestamp") or datetime.now(timezone.utc)
         if self.llm is None and not self._raw_notice_logged:
@@ -145,14 +187,14 @@ class MemoryManager:
             InvalidInputError: bad arguments (nothing is written).
         """
         user, steps = self._turn(messages, user_id, agent_id, session_id, timestamp)
-        return self._run(user, steps)
+        return self._run(user, steps, self._epoch(user))
 
     async def aprocess(self, messages: Any, *, user_id: str, agent_id: str | None = None,
                        session_id: str | None = None,
                        timestamp: datetime | None = None) -> ProcessResult:
         """Async :meth:`process`: the model's ``ainvoke`` and the store's async methods."""
         user, steps = self._turn(messages, user_id, agent_id, session_id, timestamp)
-        return await self._arun(user, steps)
+        return await self._arun(user, steps, self._epoch(user))
 
     def submit(self, messages: Any, *, user_id: str, agent_id: str | None = None,
                session_id: str | None = None,
@@ -165,7 +207,62 @@ class MemoryManager:
         """
         when = to_utc(timestamp, "timestamp") or datetime.now(timezone.utc)
         user, steps = self._turn(messages, user_id, agent_id, session_id, when)
-        return self._worker.submit(user, lambda: self._run(user, steps))
+        epoch = self._epoch(user)
+        return self._worker.submit(user, lambda: self._run(user, steps, epoch))
+
+    # ------------------------------------------------------------------ forgetting
+    def _epoch(self, user_id: str) -> int:
+        with self._guard:
+            return self._epochs.get(user_id, 0)
+
+    @contextmanager
+    def _forgetting_user(self, user_id: str) -> Iterator[str]:
+        """Refuse the user's new turns, skip the accepted ones, cancel the queued ones."""
+        user = check_user_id(user_id)
+        with self._guard:
+            self._forgetting[user] = self._forgetting.get(user, 0) + 1
+            self._epochs[user] = self._epochs.get(user, 0) + 1
+        try:
+            cancelled = self._worker.cancel(user)
+            if cancelled:
+                logger.info("forget_user(%r): %d queued turn(s) cancelled", user, cancelled)
+            yield user
+        finally:
+            with self._guard:
+                self._forgetting[user] -= 1
+                if not self._forgetting[user]:
+                    del self._forgetting[user]
+
+    def _erase(self, user_id: str) -> int:
+        with self._users.hold(user_id):  # waits for a turn of the user that is running
+            return self.store.forget_user(user_id)
+
+    def forget_user(self, user_id: str) -> int:
+        """Erase ``user_id`` completely, including turns of theirs not processed yet.
+
+        Queued turns of the user are cancelled (their futures raise ``CancelledError``), a
+        running one is waited for, then the store forgets the user. Until this returns, new
+        turns of the user are refused with :class:`ForgetInProgressError`; a turn accepted
+        before it began and still waiting is skipped, so nothing reappears afterwards.
+
+        Returns:
+            The number of memories removed.
+        """
+        with self._forgetting_user(user_id) as user:
+            return self._erase(user)
+
+    @property
+    def forgetting(self) -> frozenset[str]:
+        """Users whose :meth:`forget_user` is running (their new turns are refused)."""
+        with self._guard:
+            return frozenset(self._forgetting)
+
+    async def aforget_user(self, user_id: str) -> int:
+        """Async :meth:`forget_user`: also waits for the user's ``aprocess`` running on this
+        event loop (the erasure itself runs in a worker thread)."""
+        with self._forgetting_user(user_id) as user:
+            async with self._users.ahold(user):
+                return await asyncio.to_thread(self._erase, user)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for every submitted turn; False if ``timeout`` (seconds) ran out first."""
@@ -269,14 +366,30 @@ class MemoryManager:
         # Local reads of stored vectors run in a worker thread.
         return await asyncio.to_thread(self._execute, user_id, request)
 
-    def _run(self, user_id: str, steps: Steps[R]) -> R:
+    def _forgotten_since(self, user_id: str, epoch: int | None, steps: Steps[R]) -> R | None:
+        """A skipped result when ``forget_user`` ran after this turn was accepted."""
+        if epoch is None or self._epoch(user_id) == epoch:
+            return None
+        steps.close()
+        logger.warning("memory turn of user %r dropped: the user was forgotten after it was "
+                       "accepted", user_id)
+        return ProcessResult(user_id=user_id, status="skipped",  # type: ignore[return-value]
+                             error="the user was forgotten after this turn was accepted")
+
+    def _run(self, user_id: str, steps: Steps[R], epoch: int | None = None) -> R:
         with self._users.hold(user_id):  # one turn per user at a time: see user_locks
+            forgotten = self._forgotten_since(user_id, epoch, steps)
+            if forgotten is not None:
+                return forgotten
             timer = Timer()
             result = run_sync(steps, lambda r: self._execute(user_id, r), timer)
         return replace(result, duration_ms=timer.elapsed_ms, model_ms=timer.model_ms)
 
-    async def _arun(self, user_id: str, steps: Steps[R]) -> R:
+    async def _arun(self, user_id: str, steps: Steps[R], epoch: int | None = None) -> R:
         async with self._users.ahold(user_id):
+            forgotten = self._forgotten_since(user_id, epoch, steps)
+            if forgotten is not None:
+                return forgotten
             timer = Timer()
             result = await run_async(steps, lambda r: self._aexecute(user_id, r), timer)
         return replace(result, duration_ms=timer.elapsed_ms, model_ms=timer.model_ms)

@@ -13,7 +13,7 @@ from langchain_core.messages import BaseMessage
 
 from ..errors import InvalidInputError
 
-__all__ = ["TurnMessage", "normalize_messages", "render_transcript", "user_texts"]
+__all__ = ["Role", "TurnMessage", "normalize_messages", "user_texts"]
 
 Role = Literal["user", "assistant", "system", "tool"]
 
@@ -104,19 +104,3 @@ def normalize_messages(messages: Any) -> list[TurnMessage]:
 def user_texts(turn: Sequence[TurnMessage]) -> list[str]:
     """What the user said: the only text raw mode stores and the pipeline extracts from."""
     return [m.text for m in turn if m.role == "user"]
-
-
-def render_transcript(turn: Sequence[TurnMessage], *, max_chars: int) -> str:
-    """The turn as ``role: text`` lines for the prompt, each message cut to ``max_chars``.
-
-    Angle-bracket tags are defused so text inside the conversation cannot close the
-    ``<conversation>`` block the prompt wraps it in.
-    """
-    lines = []
-    for m in turn:
-        if m.role in ("system", "tool"):
-            continue
-        text = m.text if len(m.text) <= max_chars else m.text[:max_chars] + " …[truncated]"
-        text = text.replace("<", "‹").replace(">", "›")
-        lines.append(f"{m.role}: {text}")
-    return "\n".join(lines)

@@ -10,7 +10,7 @@ from ..models import Memory
 __all__ = ["Action", "ConsolidationResult", "MemoryChange", "ProcessResult", "TurnStatus"]
 
 Action = Literal["add", "update", "supersede", "delete", "none"]
-TurnStatus = Literal["applied", "raw", "empty", "duplicate", "skipped"]
+TurnStatus = Literal["applied", "raw", "empty", "duplicate", "nothing_memorable", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,21 @@ class ProcessResult(_Accounting):
 
     ``status``: ``applied`` (model output committed, possibly nothing to change), ``raw`` (no
     chat model: user messages stored as they are), ``empty`` (nothing said, no call),
-    ``duplicate`` (every user message is already a memory, no call) or ``skipped`` (the
-    model's output stayed invalid after one repair; ``error`` says why, nothing was written).
+    ``duplicate`` (every user message is already a memory, no call), ``nothing_memorable``
+    (small talk or pure questions, no call) or ``skipped`` (the model's output stayed invalid
+    after one repair; ``error`` says why, nothing was written).
+
+    ``dropped`` lists operations left out of an applied turn (evidence not in the user's own
+    words, cut off by a truncated answer); ``notes`` lists what was cut from the turn before
+    the model saw it (``max_message_chars``, ``max_turn_chars``).
     """
 
     user_id: str = ""
     status: TurnStatus = "applied"
     operations: tuple[MemoryChange, ...] = ()
     error: str | None = None
+    dropped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def skipped(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..models import Operation
 from .structured import ModelCall
@@ -69,7 +69,7 @@ def run_sync(steps: Steps[T], execute: Callable[[Request], Any], timer: Timer) -
         try:
             request = steps.throw(error) if error is not None else steps.send(value)
         except StopIteration as stop:
-            return stop.value
+            return cast(T, stop.value)
         value, error = None, None
         began = time.perf_counter()
         try:
@@ -89,7 +89,7 @@ async def run_async(steps: Steps[T], execute: Callable[[Request], Awaitable[Any]
         try:
             request = steps.throw(error) if error is not None else steps.send(value)
         except StopIteration as stop:
-            return stop.value
+            return cast(T, stop.value)
         value, error = None, None
         began = time.perf_counter()
         try:

@@ -2,8 +2,10 @@
 
 ``with_structured_output`` (tool calling or JSON schema) is used whenever the model supports
 it; a model without tool calling (``bind_tools`` raises ``NotImplementedError``) is asked
-for plain JSON instead. Either way the raw message is kept, for token usage and so that
-:mod:`.parsing` can judge the answer itself.
+for plain JSON instead. The schema is handed over as a JSON-schema *dict*, never as the
+pydantic class: with a class, some clients (``ChatOpenAI``'s ``json_schema`` method) validate
+the answer themselves and raise out of the call when it does not fit. Either way the raw
+message is kept, for token usage and so that :mod:`.recover` can read the answer itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .prompts import PipelinePrompts
 
@@ -43,6 +45,7 @@ class ModelReply:
     parsed: Any
     input_tokens: int
     output_tokens: int
+    error: str | None = None
 
 
 def _usage(raw: AIMessage | None) -> tuple[int, int]:
@@ -78,7 +81,8 @@ class StructuredCaller:
                 if self.method is not None:
                     kwargs["method"] = self.method
                 try:
-                    self._runnables[schema] = self.llm.with_structured_output(schema, **kwargs)
+                    self._runnables[schema] = self.llm.with_structured_output(
+                        schema.model_json_schema(), **kwargs)
                 except NotImplementedError:
                     logger.info("%s has no tool calling; asking it for plain JSON instead",
                                 type(self.llm).__name__)
@@ -118,9 +122,26 @@ class StructuredCaller:
 
     def invoke(self, call: ModelCall) -> ModelReply:
         runnable, messages, structured = self._plan(call)
-        return self._reply(runnable.invoke(messages, config=self._config(call)), structured)
+        try:
+            output = runnable.invoke(messages, config=self._config(call))
+        except ValidationError as exc:
+            return _malformed(exc)
+        return self._reply(output, structured)
 
     async def ainvoke(self, call: ModelCall) -> ModelReply:
         runnable, messages, structured = self._plan(call)
-        output = await runnable.ainvoke(messages, config=self._config(call))
+        try:
+            output = await runnable.ainvoke(messages, config=self._config(call))
+        except ValidationError as exc:
+            return _malformed(exc)
         return self._reply(output, structured)
+
+
+def _malformed(exc: ValidationError) -> ModelReply:
+    """A reply the client could not even build a message from (e.g. tool-call arguments
+    that are a JSON list): an unusable answer, repaired or skipped like any other, not a
+    provider failure to raise."""
+    errors = exc.errors()
+    where = ".".join(str(x) for x in errors[0]["loc"]) if errors else "?"
+    why = errors[0]["msg"] if errors else "invalid"
+    return ModelReply(None, None, 0, 0, error=f"the answer could not be read ({where}: {why})")

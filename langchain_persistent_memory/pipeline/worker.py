@@ -40,7 +40,7 @@ class BackgroundWorker:
         self._queues: list[queue.SimpleQueue[Any]] = []
         self._threads: list[threading.Thread] = []
         self._pending = 0
-        self._failed = 0
+        self._queued: dict[str, list[Future[Any]]] = {}  # key -> futures not started yet
         self._idle = threading.Condition()
         self._closed = False
 
@@ -49,12 +49,6 @@ class BackgroundWorker:
         """Jobs submitted and not finished yet."""
         with self._idle:
             return self._pending
-
-    @property
-    def failed(self) -> int:
-        """Jobs that raised (each one was logged and set on its future)."""
-        with self._idle:
-            return self._failed
 
     def _start(self) -> None:
         for i in range(self._lanes):
@@ -75,24 +69,39 @@ class BackgroundWorker:
             if not self._threads:
                 self._start()
             self._pending += 1
+            self._queued.setdefault(key, []).append(future)
             lane = zlib.crc32(key.encode("utf-8")) % self._lanes
-            self._queues[lane].put((job, future))
+            self._queues[lane].put((key, job, future))
         return future
+
+    def cancel(self, key: str) -> int:
+        """Cancel the jobs of ``key`` that have not started; returns how many.
+
+        A cancelled job never runs (its future raises ``CancelledError``); a running one is
+        not interrupted: wait for it with the caller's own lock.
+        """
+        with self._idle:
+            futures = self._queued.pop(key, [])
+        return sum(1 for future in futures if future.cancel())
 
     def _loop(self, q: queue.SimpleQueue[Any]) -> None:
         while True:
             item = q.get()
             if item is _STOP:
                 return
-            job, future = item
+            key, job, future = item
+            with self._idle:
+                waiting = self._queued.get(key, [])
+                if future in waiting:
+                    waiting.remove(future)
+                if not waiting:
+                    self._queued.pop(key, None)
             try:
                 if future.set_running_or_notify_cancel():
                     future.set_result(job())
             except BaseException as exc:  # the worker must outlive any job
                 logger.error("background memory job failed: %s", exc, exc_info=exc)
                 future.set_exception(exc)
-                with self._idle:
-                    self._failed += 1
             finally:
                 with self._idle:
                     self._pending -= 1

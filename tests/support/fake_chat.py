@@ -15,6 +15,7 @@ the scripted message already carries its own.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +50,54 @@ def _message_chars(message: BaseMessage) -> int:
     return chars
 
 
+_USER_LINE = re.compile(r"^user: (.*)$", re.MULTILINE)
+_QUOTED_EVIDENCE = re.compile(r"evidence: «(.*?)»")
+
+
+def _user_lines(messages: Sequence[BaseMessage]) -> list[str]:
+    prompt = messages[-1].text if messages else ""
+    for message in messages:  # a repair prompt: the turn is in an earlier message
+        if "<conversation>" in message.text or "evidence: «" in message.text:
+            prompt = message.text
+    return _USER_LINE.findall(prompt) or _QUOTED_EVIDENCE.findall(prompt)
+
+
+def _ground(items: Any, lines: list[str]) -> Any:
+    if not isinstance(items, list) or not lines:
+        return items
+    grounded = []
+    for item in items:
+        if isinstance(item, dict) and item.get("content") and "evidence" not in item:
+            words = set(re.findall(r"\w+", str(item["content"]).lower()))
+            best = max(lines, key=lambda line: len(words & set(re.findall(r"\w+", line.lower()))))
+            item = {**item, "evidence": best}
+        grounded.append(item)
+    return grounded
+
+
+def _with_evidence(message: AIMessage, messages: Sequence[BaseMessage]) -> AIMessage:
+    lines = _user_lines(messages)
+    if message.tool_calls:
+        calls = []
+        for call in message.tool_calls:
+            args = dict(call["args"])
+            for key in ("operations", "facts"):
+                if key in args:
+                    args[key] = _ground(args[key], lines)
+            calls.append({**call, "args": args})
+        return message.model_copy(update={"tool_calls": calls})
+    try:
+        payload = json.loads(message.text)
+    except ValueError:
+        return message
+    if isinstance(payload, dict):
+        for key in ("operations", "facts"):
+            if key in payload:
+                payload[key] = _ground(payload[key], lines)
+        return message.model_copy(update={"content": json.dumps(payload)})
+    return message
+
+
 class ScriptedChatModel(GenericFakeChatModel):
     """Chat model that plays back scripted replies and records every call.
 
@@ -65,6 +114,10 @@ class ScriptedChatModel(GenericFakeChatModel):
     """Reply used once the script is exhausted; ``None`` makes an exhausted script an error."""
     calls: list[list[BaseMessage]] = Field(default_factory=list)
     bound_tools: list[Any] = Field(default_factory=list)
+    quote_user: bool = True
+    """Fill a missing ``evidence`` of each scripted operation or fact with the user's line it
+    shares most words with, as a model following the memory prompt does. ``False`` plays the
+    script back exactly (tests of grounding itself)."""
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -116,6 +169,8 @@ class ScriptedChatModel(GenericFakeChatModel):
         message = AIMessage(content=reply) if isinstance(reply, str) else reply
         if not isinstance(message, AIMessage):
             raise TypeError(f"script item produced {type(message).__name__}, not AIMessage/str")
+        if self.quote_user:
+            message = _with_evidence(message, messages)
         if message.usage_metadata is None:
             input_tokens = sum(_message_chars(m) for m in messages) // 4
             output_tokens = _message_chars(message) // 4

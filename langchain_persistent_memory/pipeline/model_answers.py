@@ -1,8 +1,9 @@
-"""Structured-output models the chat model fills in.
+"""The answers the chat model is asked for: operations, extracted facts, merge plans.
 
 Kept deliberately loose (plain strings, optional fields) so every provider's tool calling or
-JSON-schema mode accepts them; :mod:`.parsing` does the strict checking afterwards, with
-error messages the model can act on in its one repair attempt.
+JSON-schema mode accepts them. They are sent to the model as JSON schemas only; what comes
+back is read leniently (:mod:`.recover`) and checked strictly (:mod:`.extract`,
+:mod:`.reconcile`), with error messages the model can act on in its one repair attempt.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["ExtractedFacts", "Fact", "MemoryAction", "MemoryMerge", "MemoryOperations",
+__all__ = ["EVIDENCE", "ExtractedFacts", "Fact", "MemoryAction", "MemoryMerge", "MemoryOperations",
            "MergePlan"]
+
+EVIDENCE = ("The user's own words this rests on, quoted exactly from a user message of the "
+            "conversation; required for ADD, UPDATE and SUPERSEDE")
 
 OpName = Literal["ADD", "UPDATE", "SUPERSEDE", "DELETE", "NONE"]
 
@@ -35,6 +39,7 @@ class MemoryAction(BaseModel):
     importance: float | None = Field(default=None, description="0 (trivia) to 1 (essential)")
     valid_from: str | None = Field(default=None, description="YYYY-MM-DD when the fact became "
                                    "true, if the conversation says or implies it")
+    evidence: str | None = Field(default=None, description=EVIDENCE)
 
 
 class MemoryOperations(BaseModel):
@@ -50,6 +55,7 @@ class Fact(BaseModel):
     category: str | None = Field(default=None, description="One word category")
     importance: float | None = Field(default=None, description="0 (trivia) to 1 (essential)")
     valid_from: str | None = Field(default=None, description="YYYY-MM-DD when it became true")
+    evidence: str | None = Field(default=None, description=EVIDENCE)
 
 
 class ExtractedFacts(BaseModel):
