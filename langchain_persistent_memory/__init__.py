@@ -2,6 +2,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .backend import MemoryBackend, TurnProcessor
+from .client import AsyncMemoryClient, MemoryClient
 from .errors import (
     EmbeddingMismatchError,
     ExtractionError,
@@ -10,6 +12,7 @@ from .errors import (
     PersistentMemoryError,
     SchemaVersionError,
     ScopeError,
+    ServiceError,
 )
 from .models import (
     AddOp,
@@ -66,6 +69,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AddOp",
+    "AsyncMemoryClient",
     "ConsolidationResult",
     "DeleteOp",
     "EmbeddingMismatchError",
@@ -75,7 +79,9 @@ __all__ = [
     "LlamaIndexMemoryRetriever",
     "LocalEmbeddings",
     "Memory",
+    "MemoryBackend",
     "MemoryChange",
+    "MemoryClient",
     "MemoryEvent",
     "MemoryManager",
     "MemoryMiddleware",
@@ -93,7 +99,9 @@ __all__ = [
     "SchemaVersionError",
     "ScopeError",
     "ScoredMemory",
+    "ServiceError",
     "SupersedeOp",
+    "TurnProcessor",
     "UpdateOp",
     "__version__",
     "create_memory_tools",

@@ -9,7 +9,9 @@ subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` 
     ├── MemoryNotFoundError (KeyError)       no memory with that id (for that user)
     ├── EmbeddingMismatchError (ValueError)  store was built with another embedding model
     ├── SchemaVersionError (RuntimeError)    database schema is newer than this release
-    └── ExtractionError (RuntimeError)       the chat model's output could not be used
+    ├── ExtractionError (RuntimeError)       the chat model's output could not be used
+    └── ServiceError                         the memory service refused a call (auth, rate,
+                                             size) or failed; ``status`` is the HTTP code
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "PersistentMemoryError",
     "SchemaVersionError",
     "ScopeError",
+    "ServiceError",
 ]
 
 
@@ -73,3 +76,20 @@ class SchemaVersionError(PersistentMemoryError, RuntimeError):
 
 class ExtractionError(PersistentMemoryError, RuntimeError):
     """The chat model's output could not be turned into valid memory operations."""
+
+
+class ServiceError(PersistentMemoryError):
+    """An HTTP-level failure of the memory service with no library counterpart.
+
+    Attributes:
+        status: the HTTP status code (401, 403, 413, 429, 5xx …).
+        type: the error type of the response body (``unauthorized``, ``rate_limited`` …).
+        field: the request field at fault, when there is one.
+    """
+
+    def __init__(self, status: int, type: str, message: str, *,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.field = field

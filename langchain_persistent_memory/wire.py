@@ -18,26 +18,10 @@ from .errors import (
     PersistentMemoryError,
     SchemaVersionError,
     ScopeError,
+    ServiceError,
 )
 
-__all__ = ["ERROR_STATUS", "ServiceError", "error_body", "error_from_body", "status_for"]
-
-
-class ServiceError(PersistentMemoryError):
-    """An HTTP-level failure with no library counterpart (auth, rate, size, server).
-
-    Attributes:
-        status: the HTTP status code.
-        type: the error type named in the body (``unauthorized``, ``rate_limited`` …).
-        field: the request field at fault, when there is one.
-    """
-
-    def __init__(self, status: int, type: str, message: str, *,
-                 field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type
-        self.field = field
+__all__ = ["ERROR_STATUS", "error_body", "error_from_body", "status_for"]
 
 
 # Most specific class first: ScopeError before InvalidInputError.
@@ -100,4 +84,8 @@ def error_from_body(status: int, body: Any) -> PersistentMemoryError:
         return cls(message, field=field)
     if cls is not None:
         return cls(message)
+    if status in (400, 422):
+        # The request's shape was refused (unknown field, wrong type, bad JSON): the store
+        # raises InvalidInputError for the same mistakes.
+        return InvalidInputError(message, field=field)
     return ServiceError(status, kind, message, field=field)

@@ -13,7 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ..wire import ServiceError, error_body
+from ..errors import ServiceError
+from ..wire import error_body
 from .config import DEFAULT_TENANT, ServiceConfig, key_digest
 
 __all__ = ["BodyLimit", "RateLimiter", "tenant_for"]

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
-from ..errors import PersistentMemoryError
-from ..wire import ServiceError, error_body, status_for
+from ..errors import PersistentMemoryError, ServiceError
+from ..wire import error_body, status_for
 
 __all__ = ["install_handlers", "validation_error"]
 

@@ -19,10 +19,10 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.transport_security import TransportSecuritySettings
 
-from ..errors import PersistentMemoryError
+from ..errors import PersistentMemoryError, ServiceError
 from ..store import MemoryStore
 from ..validation import check_user_id
-from ..wire import ServiceError, error_body
+from ..wire import error_body
 from .guards import Receive, Scope, Send, tenant_for
 from .mcp_tools import build_mcp
 from .state import ServiceState

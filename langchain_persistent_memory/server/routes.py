@@ -20,11 +20,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from .. import __version__
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ServiceError
 from ..models import Memory, ScoredMemory
 from ..store import MemoryStore
 from ..validation import check_user_id
-from ..wire import ServiceError
 from .guards import tenant_for
 from .schemas import AddBody, BatchBody, PatchBody, SearchBody, TurnBody
 from .state import ServiceState
