@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,9 +68,9 @@ def _memory_response(memory: Memory, status: int = 200) -> JSONResponse:
 
 
 @router.get("/healthz", tags=["service"])
-async def healthz() -> dict[str, str]:
-    """Liveness: no key needed, touches no database."""
-    return {"status": "ok", "version": __version__}
+async def healthz() -> dict[str, Any]:
+    """Liveness: no key needed, touches no database. ``worker`` is the answering process."""
+    return {"status": "ok", "version": __version__, "worker": os.getpid()}
 
 
 @router.post("/v1/memories", status_code=201, tags=["memories"])
@@ -183,7 +184,7 @@ async def get_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
     return job
 
 
-@router.delete("/v1/users/{user_id}", tags=["users"])
+@router.delete("/v1/users/{user_id:path}", tags=["users"])
 async def forget_user(user_id: str, ctx: Ctx) -> dict[str, int]:
     """Erase a user: queued turns first (so none runs afterwards), then every memory."""
     user_id = check_user_id(user_id)
