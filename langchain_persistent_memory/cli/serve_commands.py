@@ -77,9 +77,8 @@ def serve(ctx: typer.Context,
         env[ENV["model"]] = model
     if rate_limit is not None:
         env[ENV["rate_limit"]] = str(rate_limit)
-    os.environ.update(env)
-    try:
-        config = ServiceConfig.from_env()
+    try:  # checked here, before any worker starts, so a mistake is one line
+        config = ServiceConfig.from_env({**os.environ, **env})
     except USER_ERRORS as exc:
         fail(describe(exc))
     if workers > 1 and make_url(url).drivername.startswith("sqlite"):
@@ -94,6 +93,7 @@ def serve(ctx: typer.Context,
                    f"{host} only.", err=True)
     import uvicorn
 
+    os.environ.update(env)  # the worker processes read their settings from it
     typer.echo(f"lpm serve: http://{host}:{port} (docs at /docs, MCP at /mcp), "
                f"{workers} worker(s), tenants: {', '.join(config.tenants)}", err=True)
     uvicorn.run(_FACTORY, factory=True, host=host, port=port, workers=workers,

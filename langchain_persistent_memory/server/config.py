@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,8 +65,8 @@ def parse_api_keys(text: str) -> dict[str, str]:
     return keys
 
 
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(ENV[name], "").strip()
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(ENV[name], "").strip()
     if not raw:
         return default
     try:
@@ -111,20 +112,26 @@ class ServiceConfig:
         return bool(self.keys)
 
     @classmethod
-    def from_env(cls) -> ServiceConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+        """Settings from ``environ`` (default ``os.environ``).
+
+        Raises:
+            InvalidInputError: a malformed key entry, tenant name or number.
+        """
         from ..cli.config import resolve_database_url
 
-        text = os.environ.get(ENV["api_keys"], "")
-        keys_file = os.environ.get(ENV["api_keys_file"], "").strip()
+        environ = os.environ if environ is None else environ
+        text = environ.get(ENV["api_keys"], "")
+        keys_file = environ.get(ENV["api_keys_file"], "").strip()
         if keys_file:
             text += "\n" + Path(keys_file).read_text(encoding="utf-8")
         return cls(
-            db=resolve_database_url(os.environ.get(ENV["db"])),
-            embeddings=os.environ.get(ENV["embeddings"]) or None,
+            db=resolve_database_url(environ.get(ENV["db"])),
+            embeddings=environ.get(ENV["embeddings"]) or None,
             keys=parse_api_keys(text),
-            model=os.environ.get(ENV["model"]) or None,
-            rate_limit=_number("rate_limit", 100.0),
-            max_body_bytes=int(_number("max_body_bytes", 1 << 20)),
-            max_import_bytes=int(_number("max_import_bytes", 64 << 20)),
-            job_concurrency=max(1, int(_number("job_concurrency", 4))),
+            model=environ.get(ENV["model"]) or None,
+            rate_limit=_number(environ, "rate_limit", 100.0),
+            max_body_bytes=int(_number(environ, "max_body_bytes", 1 << 20)),
+            max_import_bytes=int(_number(environ, "max_import_bytes", 64 << 20)),
+            job_concurrency=max(1, int(_number(environ, "job_concurrency", 4))),
         )
