@@ -55,3 +55,16 @@ def test_keys_file_is_read(tmp_path: Path) -> None:
 def test_mcp_needs_a_valid_user(tmp_path: Path) -> None:
     code, err = run("mcp", "--db", f"sqlite:///{tmp_path / 'm.db'}", "--user-id", "  ")
     assert code == 1 and "user_id" in err
+
+
+def test_tenant_urls_are_separate_stores() -> None:
+    from langchain_persistent_memory.server import tenant_url
+
+    assert tenant_url("sqlite:////data/memories.db", "acme") == \
+        "sqlite:////data/memories.acme.db"
+    assert tenant_url("sqlite:////data/memories.db", "default") == "sqlite:////data/memories.db"
+    assert tenant_url("sqlite://", "acme") == "sqlite://"
+    pg = "postgresql+psycopg://app@db/memories"
+    assert tenant_url(pg, "acme") == f"{pg}?options=-csearch_path%3Dlpm_t_acme"
+    assert tenant_url(f"{pg}?options=-csearch_path%3Dbase", "acme").endswith(
+        "options=-csearch_path%3Dbase_t_acme")

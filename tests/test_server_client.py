@@ -213,3 +213,37 @@ def test_classic_memory_over_a_client(client: MemoryClient) -> None:
         "history"]
     memory.clear()
     assert client.count("hugo") == 0
+
+
+def test_agent_middleware_over_a_client(client: MemoryClient) -> None:
+    """Recall before the model call and the finished turn to POST /v1/turns, one client."""
+    from dataclasses import dataclass
+
+    from langchain_core.messages import SystemMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from langchain_persistent_memory import MemoryMiddleware
+
+    @dataclass
+    class Ctx:
+        user_id: str
+
+    def answer(messages: list[Any]) -> str:
+        system = messages[0].text if isinstance(messages[0], SystemMessage) else ""
+        return "Something vegan." if "I am vegan" in system else "A cheese toastie."
+
+    model = ScriptedChatModel(["Noted.", answer, answer], default_response="ok")
+    agent = create_agent(model, middleware=[MemoryMiddleware(client, client)],
+                         context_schema=Ctx, checkpointer=InMemorySaver())
+
+    def ask(user: str, thread: str, text: str) -> str:
+        result = agent.invoke({"messages": [("user", text)]},
+                              {"configurable": {"thread_id": thread}}, context=Ctx(user))
+        assert client.flush(timeout=30)
+        return str(result["messages"][-1].content)
+
+    ask("ivan", "t1", "I am vegan")  # raw mode on the service: the user's words are kept
+    [memory] = client.list("ivan")
+    assert memory.content == "I am vegan" and memory.session_id == "t1"
+    assert ask("ivan", "t2", "What should I eat?") == "Something vegan."
+    assert ask("judy", "t3", "What should I eat?") == "A cheese toastie."

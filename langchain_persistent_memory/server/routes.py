@@ -1,5 +1,8 @@
 """The REST endpoints: thin adapters from HTTP to the tenant's ``MemoryStore``.
 
+Store calls run the store's blocking methods in the thread pool: one thread hop per request
+(the ``a``-methods would take two, embedding and SQL), which is most of the HTTP overhead.
+
 Every route resolves the tenant from the API key first (:func:`scope`), then works only on
 that tenant's store; the user id of the request scopes the store call exactly as in the
 library, so another user's memory id answers 404 like a missing one.
@@ -19,6 +22,7 @@ from typing import IO, Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool as in_thread
 
 from .. import __version__
 from ..errors import InvalidInputError, ServiceError
@@ -76,14 +80,14 @@ async def healthz() -> dict[str, Any]:
 @router.post("/v1/memories", status_code=201, tags=["memories"])
 async def add_memory(body: AddBody, ctx: Ctx) -> JSONResponse:
     fields = body.model_dump(exclude={"user_id"})
-    memory = await ctx.store.aadd(fields.pop("content"), user_id=body.user_id, **fields)
+    memory = await in_thread(ctx.store.add, fields.pop("content"), user_id=body.user_id, **fields)
     return _memory_response(memory, 201)
 
 
 @router.post("/v1/memories/batch", status_code=201, tags=["memories"])
 async def add_memories(body: BatchBody, ctx: Ctx) -> JSONResponse:
     items = [item.model_dump(exclude_none=True) for item in body.items]
-    added = await ctx.store.aadd_many(items, user_id=body.user_id)
+    added = await in_thread(ctx.store.add_many, items, user_id=body.user_id)
     return JSONResponse({"memories": [memory_json(m) for m in added]}, status_code=201)
 
 
@@ -103,7 +107,7 @@ async def list_memories(
                                  "metadata": _json_object(metadata, "metadata"),
                                  "category": category}.items() if v is not None}
     # cast: MemoryStore's own ``list`` method shadows the builtin in its annotations
-    found = cast("list[Memory]", await ctx.store.alist(
+    found = cast("list[Memory]", await in_thread(ctx.store.list,
         user_id, include_superseded=include_superseded, limit=limit, offset=offset,
         **filters))
     return {"memories": [memory_json(m) for m in found]}
@@ -113,13 +117,14 @@ async def list_memories(
 async def count_memories(ctx: Ctx, user_id: str | None = None,
                          include_superseded: bool = False) -> dict[str, int]:
     """Memories of one user, or of the whole tenant when no user is given."""
-    count = await ctx.store.acount(user_id, include_superseded=include_superseded)
+    count = await in_thread(ctx.store.count, user_id, include_superseded=include_superseded)
     return {"count": count}
 
 
 @router.get("/v1/memories/{memory_id}", tags=["memories"])
 async def get_memory(memory_id: str, user_id: UserQuery, ctx: Ctx) -> JSONResponse:
-    return _memory_response(await ctx.store.aget(memory_id, user_id=check_user_id(user_id)))
+    memory = await in_thread(ctx.store.get, memory_id, user_id=check_user_id(user_id))
+    return _memory_response(memory)
 
 
 @router.patch("/v1/memories/{memory_id}", tags=["memories"])
@@ -130,7 +135,7 @@ async def patch_memory(memory_id: str, body: PatchBody, ctx: Ctx) -> JSONRespons
         if body.content is None:
             raise InvalidInputError("supersede needs the new content", field="content")
         content = fields.pop("content")
-        memory = await ctx.store.asupersede(memory_id, content, user_id=user_id,
+        memory = await in_thread(ctx.store.supersede, memory_id, content, user_id=user_id,
                                             valid_from=body.valid_from, **fields)
     else:
         if body.valid_from is not None:
@@ -139,7 +144,7 @@ async def patch_memory(memory_id: str, body: PatchBody, ctx: Ctx) -> JSONRespons
         if not fields:
             raise InvalidInputError("nothing to change: give content, category, importance "
                                     "or metadata", field="content")
-        memory = await ctx.store.aupdate(memory_id, user_id=user_id, **fields)
+        memory = await in_thread(ctx.store.update, memory_id, user_id=user_id, **fields)
     return _memory_response(memory)
 
 
@@ -148,7 +153,8 @@ async def delete_memory(memory_id: str, user_id: UserQuery, ctx: Ctx,
                         reason: str | None = None,
                         prefer: Annotated[str | None, Header()] = None) -> Response:
     """204; with ``Prefer: return=representation`` 200 and the deleted memory."""
-    memory = await ctx.store.adelete(memory_id, user_id=check_user_id(user_id), reason=reason)
+    memory = await in_thread(ctx.store.delete, memory_id, user_id=check_user_id(user_id),
+                             reason=reason)
     if prefer and "return=representation" in prefer:
         return _memory_response(memory)
     return Response(status_code=204)
@@ -156,14 +162,14 @@ async def delete_memory(memory_id: str, user_id: UserQuery, ctx: Ctx,
 
 @router.get("/v1/memories/{memory_id}/history", tags=["memories"])
 async def memory_history(memory_id: str, user_id: UserQuery, ctx: Ctx) -> dict[str, Any]:
-    events = await ctx.store.ahistory(memory_id, user_id=check_user_id(user_id))
+    events = await in_thread(ctx.store.history, memory_id, user_id=check_user_id(user_id))
     return {"events": [e.model_dump(mode="json") for e in events]}
 
 
 @router.post("/v1/search", tags=["search"])
 async def search(body: SearchBody, ctx: Ctx) -> dict[str, Any]:
-    hits = cast("list[ScoredMemory]", await ctx.store.asearch(
-        body.query, user_id=body.user_id, **body.arguments()))
+    hits = cast("list[ScoredMemory]", await in_thread(
+        ctx.store.search, body.query, user_id=body.user_id, **body.arguments()))
     return {"results": [{"memory": memory_json(m), "score": s} for m, s in hits]}
 
 
@@ -189,7 +195,7 @@ async def forget_user(user_id: str, ctx: Ctx) -> dict[str, int]:
     """Erase a user: queued turns first (so none runs afterwards), then every memory."""
     user_id = check_user_id(user_id)
     dropped = await ctx.state.runner.drop_user(ctx.tenant, user_id)
-    deleted = await ctx.store.aforget_user(user_id)
+    deleted = await in_thread(ctx.store.forget_user, user_id)
     return {"deleted": deleted, "jobs_dropped": dropped}
 
 
@@ -198,7 +204,7 @@ async def export(ctx: Ctx, user_id: str | None = None) -> StreamingResponse:
     """JSON Lines backup of one user (or the whole tenant), vectors and history included."""
     spool: IO[str] = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
     try:
-        count = await ctx.store.aexport_jsonl(spool, user_id=user_id)
+        count = await in_thread(ctx.store.export_jsonl, spool, user_id=user_id)
         spool.seek(0)
     except BaseException:
         spool.close()
@@ -221,7 +227,7 @@ async def import_(request: Request, ctx: Ctx, user_id: str | None = None,
         text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError("the import is not UTF-8 text", field="body") from None
-    count = await ctx.store.aimport_jsonl(io.StringIO(text), user_id=user_id,
+    count = await in_thread(ctx.store.import_jsonl, io.StringIO(text), user_id=user_id,
                                           on_conflict=on_conflict)
     return {"imported": count}
 

@@ -48,7 +48,7 @@ class RunningService:
 
     def __init__(self, db: str, *, keys: str | None = None, workers: int = 1,
                  extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, embeddings: str = HASH_EMBEDDINGS) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         extra_env = dict(env or {})
@@ -57,7 +57,8 @@ class RunningService:
         self._log = open(log or os.devnull, "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             lpm_command("serve", "--db", db, "--port", str(self.port), "--workers",
-                        str(workers), "--log-level", "warning", *extra),
+                        str(workers), "--log-level", "warning", *extra,
+                        embeddings=embeddings),
             env=child_env(**extra_env), stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         self._wait_ready()
