@@ -1,9 +1,9 @@
 """langchain-persistent-memory: long-term memory for LLM apps that survives restarts."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from .backend import MemoryBackend, TurnProcessor
-from .client import AsyncMemoryClient, MemoryClient
 from .errors import (
     EmbeddingMismatchError,
     ExtractionError,
@@ -53,7 +53,19 @@ _LAZY = {
 }
 
 
+# The service's HTTP client imports httpx: on first use as well, so importing the package
+# costs what it did before the client existed.
+_CLIENTS = ("AsyncMemoryClient", "MemoryClient")
+if TYPE_CHECKING:
+    from .client import AsyncMemoryClient, MemoryClient
+
+
 def __getattr__(name: str) -> object:
+    if name in _CLIENTS:
+        from . import client
+
+        globals()[name] = getattr(client, name)
+        return globals()[name]
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
