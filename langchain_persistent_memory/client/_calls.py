@@ -8,6 +8,7 @@ thin executor on each side keeps the two from drifting apart.
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -197,8 +198,6 @@ def wire_messages(messages: Any) -> builtins.list[dict[str, str]]:
 
 def _query_filters(filters: dict[str, Any]) -> dict[str, Any]:
     """List filters as query parameters: metadata travels as JSON text."""
-    import json
-
     out = dict(filters)
     if "metadata" in out and out["metadata"] is not None:
         out["metadata"] = json.dumps(out["metadata"])

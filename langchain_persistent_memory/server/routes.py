@@ -101,7 +101,7 @@ async def list_memories(
         agent_id: str | None = None, session_id: str | None = None,
         since: datetime | None = None, until: datetime | None = None,
         metadata: Annotated[str | None, Query(description="JSON object")] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     filters = {k: v for k, v in {"agent_id": agent_id, "session_id": session_id,
                                  "since": since, "until": until,
                                  "metadata": _json_object(metadata, "metadata"),
@@ -110,7 +110,7 @@ async def list_memories(
     found = cast("list[Memory]", await in_thread(ctx.store.list,
         user_id, include_superseded=include_superseded, limit=limit, offset=offset,
         **filters))
-    return {"memories": [memory_json(m) for m in found]}
+    return JSONResponse({"memories": [memory_json(m) for m in found]})
 
 
 @router.get("/v1/count", tags=["memories"])
@@ -161,16 +161,17 @@ async def delete_memory(memory_id: str, user_id: UserQuery, ctx: Ctx,
 
 
 @router.get("/v1/memories/{memory_id}/history", tags=["memories"])
-async def memory_history(memory_id: str, user_id: UserQuery, ctx: Ctx) -> dict[str, Any]:
+async def memory_history(memory_id: str, user_id: UserQuery, ctx: Ctx) -> JSONResponse:
     events = await in_thread(ctx.store.history, memory_id, user_id=check_user_id(user_id))
-    return {"events": [e.model_dump(mode="json") for e in events]}
+    return JSONResponse({"events": [e.model_dump(mode="json") for e in events]})
 
 
 @router.post("/v1/search", tags=["search"])
-async def search(body: SearchBody, ctx: Ctx) -> dict[str, Any]:
+async def search(body: SearchBody, ctx: Ctx) -> JSONResponse:
     hits = cast("list[ScoredMemory]", await in_thread(
         ctx.store.search, body.query, user_id=body.user_id, **body.arguments()))
-    return {"results": [{"memory": memory_json(m), "score": s} for m, s in hits]}
+    # A JSONResponse, not a dict: FastAPI would walk the dict again to encode it.
+    return JSONResponse({"results": [{"memory": memory_json(m), "score": s} for m, s in hits]})
 
 
 @router.post("/v1/turns", status_code=202, tags=["turns"])
