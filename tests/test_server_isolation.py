@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -14,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.service import RunningService
+from tests.support.pg_schema import fresh_schema
+from tests.support.service import RunningService, drop_tenant_schemas
 
 pytestmark = pytest.mark.integration
 
@@ -24,17 +26,22 @@ USERS = ("alice", "bob", "t1/alice", "langgraph:alice", "tenant:t0")
 WORDS = ("tea", "coffee", "paris", "berlin", "chess", "piano")
 
 
-@pytest.fixture(scope="module")
-def clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, httpx.Client]]:
-    db = tmp_path_factory.mktemp("iso") / "memories.db"
-    running = RunningService(f"sqlite:///{db}",
-                             keys=",".join(f"{t}:key-{t}" for t in TENANTS),
-                             extra=("--rate-limit", "0"))
-    opened = {t: running.client(f"key-{t}") for t in TENANTS}
-    yield opened
-    for client in opened.values():
-        client.close()
-    running.stop()
+@pytest.fixture(scope="module", params=["sqlite", pytest.param(
+    "postgres", marks=pytest.mark.postgres)])
+def clients(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, httpx.Client]]:
+    """The service on SQLite (one worker) or PostgreSQL (two workers, schema per tenant)."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url, workers = f"sqlite:///{tmp_path_factory.mktemp('iso') / 'memories.db'}", 1
+        else:
+            server = request.getfixturevalue("postgres_server_url")
+            url, workers = stack.enter_context(fresh_schema(server)), 2
+            stack.callback(drop_tenant_schemas, server, url.rsplit("search_path%3D", 1)[1])
+        running = RunningService(url, keys=",".join(f"{t}:key-{t}" for t in TENANTS),
+                                 workers=workers, extra=("--rate-limit", "0"))
+        stack.callback(running.stop)
+        yield {t: stack.enter_context(running.client(f"key-{t}")) for t in TENANTS}
 
 
 @dataclass

@@ -115,3 +115,25 @@ def test_each_tenant_has_its_own_schema(pg: tuple[str, str], service: RunningSer
             assert count("beta") == 1 and count("acme") == 0
     finally:
         engine.dispose()
+
+
+async def test_mcp_over_http_on_any_worker(service: RunningService) -> None:
+    """Stateless MCP: each call may reach another worker and still acts for the header's
+    user in the key's tenant."""
+    pytest.importorskip("mcp")
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    headers = {"Authorization": "Bearer k-acme", "X-User-Id": "tara"}
+    for i in range(4):  # a new connection (and maybe another worker) per session
+        transport = streamable_http_client(f"{service.base_url}/mcp",
+                                           http_client=create_mcp_http_client(headers=headers))
+        async with Client(transport) as client:
+            added = await client.call_tool("add_memory", {"content": f"Tara fact {i}"})
+            assert not added.is_error
+    with MemoryClient(service.base_url, api_key="k-acme") as acme:
+        assert sorted(m.content for m in acme.list("tara")) == [f"Tara fact {i}"
+                                                                 for i in range(4)]
+    with MemoryClient(service.base_url, api_key="k-beta") as beta:
+        assert beta.list("tara") == []

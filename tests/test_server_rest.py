@@ -235,6 +235,16 @@ BAD_BODIES: list[tuple[str, str, Any, int, str]] = [
     ("PATCH", "/v1/memories/some-id", {"user_id": "u", "supersede": "yes"}, 422,
      "validation_error"),
     ("POST", "/v1/import", "not an export", 400, "InvalidInputError"),
+    # query parameters and paths
+    ("GET", "/v1/memories?user_id=u&limit=0", None, 422, "validation_error"),
+    ("GET", "/v1/memories?user_id=u&limit=ten", None, 422, "validation_error"),
+    ("GET", "/v1/memories", None, 422, "missing_field"),
+    ("GET", "/v1/memories?user_id=u&metadata=%5B1%5D", None, 400, "InvalidInputError"),
+    ("GET", "/v1/memories?user_id=u&since=yesterday", None, 422, "validation_error"),
+    ("GET", "/v1/memories/some-id?user_id=", None, 400, "InvalidInputError"),
+    ("DELETE", "/v1/memories/some-id?user_id=%20", None, 400, "InvalidInputError"),
+    ("DELETE", "/v1/users/%20", None, 400, "InvalidInputError"),
+    ("POST", "/v1/import?on_conflict=overwrite", "{}", 422, "validation_error"),
 ]
 
 
@@ -243,7 +253,9 @@ def test_bad_input_is_a_documented_4xx_and_stores_nothing(
         acme: httpx.Client, method: str, path: str, body: Any, status: int,
         kind: str) -> None:
     before = count(acme)
-    if isinstance(body, str):
+    if body is None:
+        response = acme.request(method, path)
+    elif isinstance(body, str):
         response = acme.request(method, path, content=body,
                                 headers={"Content-Type": "application/json"})
     else:
