@@ -175,8 +175,8 @@ class MemoryMiddleware(MemoryToolErrorMiddleware):
         turn = self._turn(state)
         if not turn:
             return None
-        job = {"messages": turn, "user_id": self._user_id(runtime),
-               "session_id": self._session()}
+        job: dict[str, Any] = {"messages": turn, "user_id": self._user_id(runtime),
+                               "session_id": self._session()}
         if self.background:
             self.manager.submit(**job)
             return None
