@@ -105,6 +105,13 @@ class JobRunner:
             table.close()
 
     async def _loop(self) -> None:
+        # Every tenant's queue, not only those this process has served: a turn accepted by
+        # a worker that died is run by the others.
+        for tenant in sorted(self.tenants.tenants):
+            try:
+                await asyncio.to_thread(self.table, tenant)
+            except Exception as exc:
+                log.warning("opening the job table of tenant %s failed: %s", tenant, exc)
         ticks = 0
         while True:
             claimed = False
