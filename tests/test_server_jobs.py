@@ -80,3 +80,13 @@ def test_two_tables_on_one_database_share_the_queue(table: JobTable) -> None:
         assert sorted(claimed) == sorted(ids)
     finally:
         other.close()
+
+
+def test_finished_jobs_are_purged_after_their_retention(table: JobTable) -> None:
+    done = table.submit("fay", {})
+    table.claim()
+    table.finish(done, result={"operations": [{"content": "Fay's secret"}]})
+    queued = table.submit("fay", {})
+    assert table.purge_finished(3600) == 0
+    assert table.purge_finished(-1) == 1  # only the finished one
+    assert table.get(done) is None and table.get(queued) is not None

@@ -162,6 +162,12 @@ class JobTable:
                                                   jobs.c.updated_at < time.time() - lease_s)
                                .values(status="queued", updated_at=time.time())))
 
+    def purge_finished(self, older_than_s: float) -> int:
+        """Delete done and failed jobs older than this: their results quote the user's
+        memories, so they are kept only as long as a caller may still poll them."""
+        return int(self._write(delete(jobs).where(jobs.c.status.in_(("done", "failed")),
+                                                  jobs.c.updated_at < time.time() - older_than_s)))
+
     def pending(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(jobs).where(

@@ -26,6 +26,7 @@ __all__ = ["JobRunner", "result_json"]
 log = logging.getLogger("langchain_persistent_memory.server")
 _POLL_S = 0.5
 _LEASE_S = 600.0  # a job "running" longer than this lost its process
+_KEEP_FINISHED_S = 86_400.0  # finished jobs stay readable for a day
 
 
 def result_json(result: ProcessResult) -> dict[str, Any]:
@@ -118,6 +119,7 @@ class JobRunner:
             for tenant, table in list(self._tables.items()):
                 if ticks % 120 == 0:
                     await asyncio.to_thread(table.requeue_stale, _LEASE_S)
+                    await asyncio.to_thread(table.purge_finished, _KEEP_FINISHED_S)
                 while len(self._running) < self.concurrency:
                     try:
                         job = await asyncio.to_thread(table.claim)
