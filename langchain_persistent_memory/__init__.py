@@ -1,7 +1,9 @@
 """langchain-persistent-memory: long-term memory for LLM apps that survives restarts."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
+from .backend import MemoryBackend, TurnProcessor
 from .errors import (
     EmbeddingMismatchError,
     EmbeddingModelError,
@@ -11,6 +13,7 @@ from .errors import (
     MemoryNotFoundError,
     PersistentMemoryError,
     SchemaVersionError,
+    ServiceError,
     StoreClosedError,
 )
 from .models import (
@@ -52,7 +55,19 @@ _LAZY = {
 }
 
 
+# The service's HTTP client imports httpx: on first use as well, so importing the package
+# costs what it did before the client existed.
+_CLIENTS = ("AsyncMemoryClient", "MemoryClient")
+if TYPE_CHECKING:
+    from .client import AsyncMemoryClient, MemoryClient
+
+
 def __getattr__(name: str) -> object:
+    if name in _CLIENTS:
+        from . import client
+
+        globals()[name] = getattr(client, name)
+        return globals()[name]
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
@@ -68,6 +83,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AddOp",
+    "AsyncMemoryClient",
     "ConsolidationResult",
     "DeleteOp",
     "EmbeddingMismatchError",
@@ -80,7 +96,9 @@ __all__ = [
     "LlamaIndexMemoryRetriever",
     "LocalEmbeddings",
     "Memory",
+    "MemoryBackend",
     "MemoryChange",
+    "MemoryClient",
     "MemoryEvent",
     "MemoryManager",
     "MemoryMiddleware",
@@ -97,8 +115,10 @@ __all__ = [
     "ProcessResult",
     "SchemaVersionError",
     "ScoredMemory",
+    "ServiceError",
     "StoreClosedError",
     "SupersedeOp",
+    "TurnProcessor",
     "UpdateOp",
     "__version__",
     "create_memory_tools",

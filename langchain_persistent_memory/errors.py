@@ -11,7 +11,9 @@ subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` 
     ├── EmbeddingModelError (ValueError)     the embedding model returned unusable vectors
     ├── SchemaVersionError (RuntimeError)    database schema is newer than this release
     ├── ForgetInProgressError (RuntimeError) a turn arrived while its user is being forgotten
-    └── ExtractionError (RuntimeError)       the chat model's output could not be used
+    ├── ExtractionError (RuntimeError)       the chat model's output could not be used
+    └── ServiceError                         the memory service refused a call (auth, rate,
+                                             size) or failed; ``status`` is the HTTP code
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "MemoryNotFoundError",
     "PersistentMemoryError",
     "SchemaVersionError",
+    "ServiceError",
     "StoreClosedError",
 ]
 
@@ -88,7 +91,24 @@ class ExtractionError(PersistentMemoryError, RuntimeError):
 class ForgetInProgressError(PersistentMemoryError, RuntimeError):
     """``forget_user`` is running for this user: new turns are refused until it returns."""
 
-    def __init__(self, user_id: str) -> None:
-        super().__init__(f"user {user_id!r} is being forgotten; try again when forget_user "
-                         "has returned")
+    def __init__(self, user_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"user {user_id!r} is being forgotten; try again when "
+                         "forget_user has returned")
         self.user_id = user_id
+
+
+class ServiceError(PersistentMemoryError):
+    """An HTTP-level failure of the memory service with no library counterpart.
+
+    Attributes:
+        status: the HTTP status code (401, 403, 413, 429, 5xx …).
+        type: the error type of the response body (``unauthorized``, ``rate_limited`` …).
+        field: the request field at fault, when there is one.
+    """
+
+    def __init__(self, status: int, type: str, message: str, *,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.field = field

@@ -14,15 +14,15 @@ from langchain_persistent_memory import errors
 PACKAGE = Path(lpm.__file__).parent
 
 EXPECTED = {
-    "AddOp", "ConsolidationResult", "DeleteOp", "EmbeddingMismatchError", "EmbeddingModelError",
-    "EventType", "ExtractionError", "ForgetInProgressError", "IndexInfo",
-    "InvalidInputError", "LlamaIndexMemoryRetriever",
-    "LocalEmbeddings", "Memory", "MemoryChange", "MemoryEvent", "MemoryManager",
+    "AddOp", "AsyncMemoryClient", "ConsolidationResult", "DeleteOp", "EmbeddingMismatchError",
+    "EmbeddingModelError", "EventType", "ExtractionError", "ForgetInProgressError", "IndexInfo",
+    "InvalidInputError", "LlamaIndexMemoryRetriever", "LocalEmbeddings", "Memory",
+    "MemoryBackend", "MemoryChange", "MemoryClient", "MemoryEvent", "MemoryManager",
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",
     "MemoryToolErrorMiddleware", "Operation", "PersistentMemory", "PersistentMemoryBlock",
     "PersistentMemoryError", "PersistentStore", "PipelinePrompts", "ProcessResult",
-    "SchemaVersionError", "ScoredMemory", "StoreClosedError", "SupersedeOp", "UpdateOp",
-    "__version__", "create_memory_tools", "default_database_url",
+    "SchemaVersionError", "ScoredMemory", "ServiceError", "StoreClosedError", "SupersedeOp",
+    "TurnProcessor", "UpdateOp", "__version__", "create_memory_tools", "default_database_url",
 }
 
 

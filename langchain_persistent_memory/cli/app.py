@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import chat, memory_commands, store_commands
+from . import chat, memory_commands, serve_commands, store_commands
 from .common import Settings
 
 __all__ = ["app"]
@@ -39,3 +39,4 @@ def options(ctx: typer.Context,
 memory_commands.register(app)
 store_commands.register(app)
 chat.register(app)
+serve_commands.register(app)

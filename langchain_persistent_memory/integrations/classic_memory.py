@@ -16,10 +16,9 @@ from langchain_classic.base_memory import BaseMemory
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
+from ..backend import MemoryBackend, TurnProcessor
 from ..errors import InvalidInputError
-from ..pipeline import MemoryManager
 from ..retrieval.render import render_memories
-from ..store import MemoryStore
 from ..validation import check_user_id
 
 __all__ = ["PersistentMemory"]
@@ -29,7 +28,8 @@ class PersistentMemory(BaseMemory):
     """Memories relevant to the input, as text (or a system message) under ``memory_key``.
 
     Args:
-        store / manager: the shared ``MemoryStore`` and ``MemoryManager``.
+        store / manager: the shared ``MemoryStore`` and ``MemoryManager`` (or one
+            ``MemoryClient`` of the memory service for both).
         user_id: whose memories are read and written.
         k: memories searched per call. max_tokens: budget of the rendered text.
         memory_key: prompt variable that receives the memories (default ``history``).
@@ -44,8 +44,8 @@ class PersistentMemory(BaseMemory):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    store: MemoryStore
-    manager: MemoryManager
+    store: MemoryBackend
+    manager: TurnProcessor
     user_id: str
     k: int = Field(default=5, ge=1, le=100)
     max_tokens: int = Field(default=800, ge=1)

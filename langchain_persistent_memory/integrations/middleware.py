@@ -36,11 +36,10 @@ from langgraph.runtime import Runtime
 from langgraph.store.base import InvalidNamespaceError
 from langgraph.types import Command
 
+from ..backend import MemoryBackend, TurnProcessor
 from ..errors import PersistentMemoryError
 from ..models import ScoredMemory
-from ..pipeline import MemoryManager
 from ..retrieval.render import render_memories
-from ..store import MemoryStore
 from ..validation import check_user_id
 from ._common import require_user_id, user_id_from_config, user_id_from_context
 from .tools import WRITE_TOOLS, create_memory_tools
@@ -110,7 +109,8 @@ class MemoryMiddleware(MemoryToolErrorMiddleware):
     :class:`MemoryToolErrorMiddleware`, report memory errors of tools to the model).
 
     Args:
-        store / manager: the shared ``MemoryStore`` and ``MemoryManager``.
+        store / manager: the shared ``MemoryStore`` and ``MemoryManager`` (or one
+            ``MemoryClient`` of the memory service for both).
         user_id: default user for single-user apps (a per-run context/config wins).
         k: memories searched per model call. max_tokens: budget of the injected block.
         background: submit finished turns to the manager's worker (``False``: wait).
@@ -118,7 +118,7 @@ class MemoryMiddleware(MemoryToolErrorMiddleware):
         count_tokens: a chat model or ``str -> int`` used to measure the budget.
     """
 
-    def __init__(self, store: MemoryStore, manager: MemoryManager, *,
+    def __init__(self, store: MemoryBackend, manager: TurnProcessor, *,
                  user_id: str | None = None, k: int = 5, max_tokens: int = 800,
                  background: bool = True, include_tools: bool = False,
                  count_tokens: Any = None) -> None:

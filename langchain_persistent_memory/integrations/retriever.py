@@ -18,8 +18,8 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field
 
+from ..backend import MemoryBackend
 from ..models import ScoredMemory
-from ..store import MemoryStore
 from ._common import memory_metadata, require_user_id, user_id_from_config
 
 __all__ = ["MemoryRetriever", "memory_to_document"]
@@ -35,7 +35,7 @@ class MemoryRetriever(BaseRetriever):
     """Retrieve a user's most relevant memories as ``Document`` objects.
 
     Args:
-        store: the ``MemoryStore`` to search.
+        store: the ``MemoryStore`` to search, or a ``MemoryClient`` of the memory service.
         user_id: default user; a call may override it (kwarg or config metadata).
         k: number of memories returned (overridable per call: ``invoke(q, k=2)``).
         filters: ``MemoryStore.search`` filters applied to every call (``category``,
@@ -46,7 +46,7 @@ class MemoryRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    store: MemoryStore
+    store: MemoryBackend
     user_id: str | None = None
     k: int = 4
     filters: dict[str, Any] = Field(default_factory=dict)

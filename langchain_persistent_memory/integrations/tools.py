@@ -19,8 +19,8 @@ from langchain.tools import ToolRuntime
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..backend import MemoryBackend
 from ..errors import PersistentMemoryError
-from ..store import MemoryStore
 from ..validation import check_user_id
 from ._common import require_user_id, user_id_from_config, user_id_from_context
 
@@ -67,12 +67,12 @@ def user_id_from_runtime(runtime: ToolRuntime | Any, default: str | None = None)
                            where="set it in the agent's context or config['configurable']")
 
 
-def create_memory_tools(store: MemoryStore, *, user_id: str | None = None,
+def create_memory_tools(store: MemoryBackend, *, user_id: str | None = None,
                         agent_id: str | None = None) -> list[BaseTool]:
     """``search_memories``, ``save_memory``, ``update_memory`` and ``forget_memory``.
 
     Args:
-        store: the ``MemoryStore`` the tools read and write.
+        store: the ``MemoryStore`` (or service ``MemoryClient``) the tools read and write.
         user_id: fallback user for single-user apps, used when the run names none.
         agent_id: recorded on memories the tools save (and used by nothing else).
     """

@@ -1,0 +1,174 @@
+"""``AsyncMemoryClient``: the memory service over HTTP, with ``MemoryStore``'s methods as
+coroutines (``await client.add(...)``)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, Any, Literal, TypeVar
+
+import httpx
+
+from ..models import AddOp, Memory, MemoryEvent, ScoredMemory
+from ._calls import JOB_DONE, Call, calls, check_response
+from ._options import ClientOptions, poll_delays, read_source, write_export
+
+__all__ = ["AsyncMemoryClient"]
+
+T = TypeVar("T")
+
+
+class AsyncMemoryClient:
+    """Async client of ``lpm serve``; same arguments, results and typed errors as the store.
+
+    Args:
+        base_url: the service, e.g. ``http://127.0.0.1:8080``.
+        api_key: the tenant's key (default ``$LPM_API_KEY``); sent as a Bearer token.
+        timeout: seconds per request.
+        transport: an ``httpx.AsyncBaseTransport`` (tests, proxies); default: the network.
+    """
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.options = ClientOptions.of(base_url, api_key, timeout)
+        self._http = httpx.AsyncClient(base_url=self.options.base_url,
+                                       headers=self.options.headers, timeout=timeout,
+                                       transport=transport)
+        self._jobs: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"AsyncMemoryClient({self.options.base_url!r})"
+
+    async def _send(self, call: Call[T]) -> T:
+        response = await self._http.request(call.method, call.path, params=call.params,
+                                            json=call.json, content=call.content,
+                                            headers=call.headers)
+        return call.parse(check_response(response))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncMemoryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def health(self) -> dict[str, Any]:
+        return await self._send(calls.health())
+
+    async def add(self, content: str, *, user_id: str, agent_id: str | None = None,
+                  session_id: str | None = None, category: str | None = None,
+                  importance: float = 0.5, metadata: dict[str, Any] | None = None,
+                  valid_from: datetime | None = None) -> Memory:
+        return await self._send(calls.add(
+            content, user_id=user_id, agent_id=agent_id, session_id=session_id,
+            category=category, importance=importance, metadata=metadata,
+            valid_from=valid_from))
+
+    async def add_many(self, items: Sequence[str | dict[str, Any] | AddOp], *,
+                       user_id: str) -> list[Memory]:
+        return await self._send(calls.add_many(items, user_id=user_id))
+
+    async def get(self, memory_id: str, *, user_id: str | None = None) -> Memory:
+        return await self._send(calls.get(memory_id, user_id=user_id))
+
+    async def update(self, memory_id: str, *, content: str | None = None,
+                     category: str | None = None, importance: float | None = None,
+                     metadata: dict[str, Any] | None = None,
+                     user_id: str | None = None) -> Memory:
+        return await self._send(calls.update(
+            memory_id, user_id=user_id, content=content, category=category,
+            importance=importance, metadata=metadata))
+
+    async def supersede(self, memory_id: str, content: str, *, user_id: str | None = None,
+                        category: str | None = None, importance: float | None = None,
+                        metadata: dict[str, Any] | None = None,
+                        valid_from: datetime | None = None) -> Memory:
+        return await self._send(calls.update(
+            memory_id, user_id=user_id, supersede=True, content=content, category=category,
+            importance=importance, metadata=metadata, valid_from=valid_from))
+
+    async def delete(self, memory_id: str, *, user_id: str | None = None,
+                     reason: str | None = None) -> Memory:
+        return await self._send(calls.delete(memory_id, user_id=user_id, reason=reason))
+
+    async def history(self, memory_id: str, *,
+                      user_id: str | None = None) -> list[MemoryEvent]:
+        return await self._send(calls.history(memory_id, user_id=user_id))
+
+    async def list(self, user_id: str, *, include_superseded: bool = False,
+                   limit: int | None = None, offset: int = 0,
+                   **filters: Any) -> builtins.list[Memory]:
+        return await self._send(calls.list(user_id, include_superseded=include_superseded,
+                                           limit=limit, offset=offset, filters=filters))
+
+    async def count(self, user_id: str | None = None, *,
+                    include_superseded: bool = False) -> int:
+        return await self._send(calls.count(user_id, include_superseded=include_superseded))
+
+    async def search(self, query: str, *, user_id: str, k: int = 5,
+                     include_superseded: bool = False, min_score: float | None = None,
+                     **filters: Any) -> builtins.list[ScoredMemory]:
+        return await self._send(calls.search(
+            query, user_id=user_id, k=k, include_superseded=include_superseded,
+            min_score=min_score, filters=filters))
+
+    async def forget_user(self, user_id: str) -> int:
+        return await self._send(calls.forget_user(user_id))
+
+    async def export_jsonl(self, dest: str | os.PathLike[str] | IO[str], *,
+                           user_id: str | None = None) -> int:
+        response = await self._send(calls.export_jsonl(user_id))
+        return write_export(response, dest)
+
+    async def import_jsonl(self, src: str | os.PathLike[str] | IO[str], *,
+                           user_id: str | None = None,
+                           on_conflict: Literal["error", "skip"] = "error") -> int:
+        return await self._send(calls.import_jsonl(read_source(src), user_id=user_id,
+                                                   on_conflict=on_conflict))
+
+    # ------------------------------------------------------------------ turns
+    async def submit(self, messages: Any, *, user_id: str, agent_id: str | None = None,
+                     session_id: str | None = None, timestamp: datetime | None = None) -> str:
+        """Queue a turn for the service's pipeline (``POST /v1/turns``); returns the job id."""
+        job_id = await self._send(calls.submit(messages, user_id=user_id, agent_id=agent_id,
+                                               session_id=session_id, timestamp=timestamp))
+        self._jobs.append(job_id)
+        return job_id
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        """``{"job_id", "status": queued|running|done|failed, "result"?, "error"?}``."""
+        return await self._send(calls.job(job_id))
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Poll a job until it is done or failed (or ``timeout`` seconds passed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for delay in poll_delays():
+            status = await self.job(job_id)
+            if status["status"] in JOB_DONE or (deadline and time.monotonic() >= deadline):
+                return status
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def process(self, messages: Any, *, user_id: str, agent_id: str | None = None,
+                      session_id: str | None = None,
+                      timestamp: datetime | None = None) -> dict[str, Any]:
+        """Submit a turn and wait for the service to process it; returns the job."""
+        job_id = await self.submit(messages, user_id=user_id, agent_id=agent_id,
+                                   session_id=session_id, timestamp=timestamp)
+        return await self.wait(job_id)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait for every turn this client submitted; False if ``timeout`` ran out first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._jobs:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if (await self.wait(self._jobs[0], left))["status"] not in JOB_DONE:
+                return False
+            self._jobs.pop(0)
+        return True
