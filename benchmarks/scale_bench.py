@@ -263,6 +263,14 @@ def _worker_cmd(kind: str, args: argparse.Namespace, from_user: int, users: int)
     return cmd
 
 
+def _work(kind: str, args: argparse.Namespace, from_user: int, users: int) -> dict[str, Any]:
+    """Run a worker in a fresh process (its own peak RSS), or here with ``--in-process``."""
+    if not args.in_process:
+        return run_worker(_worker_cmd(kind, args, from_user, users))
+    ns = argparse.Namespace(**{**vars(args), "from_user": from_user, "users": users})
+    return ingest_worker(ns) if kind == "ingest" else measure_worker(ns)
+
+
 def _disk_bytes(workdir: Path) -> int:
     return sum(p.stat().st_size for p in workdir.rglob("*") if p.is_file())
 
@@ -290,7 +298,7 @@ def run_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
         if users > progress["users"]:
             print(f"[scale] ingest to {users:,} users x {args.per_user} ...", file=sys.stderr,
                   flush=True)
-            ing = run_worker(_worker_cmd("ingest", args, progress["users"], users))
+            ing = _work("ingest", args, progress["users"], users)
             progress = {"users": users, "added": progress["added"] + ing["added"],
                         "add_many_s": progress["add_many_s"] + ing["add_many_s"]}
             progress_file.write_text(json.dumps(progress))
@@ -301,7 +309,7 @@ def run_sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
             row["disk_mb"] = round(_disk_bytes(workdir) / 2**20, 1)
             per_memory = max(per_memory, int(row["disk_mb"] * 2**20 / row["n"]))
         print(f"[scale] measure at {row['n']:,} ...", file=sys.stderr, flush=True)
-        row["measure"] = run_worker(_worker_cmd("measure", args, 0, users))
+        row["measure"] = _work("measure", args, 0, users)
         print(f"[scale] {json.dumps(row)}", file=sys.stderr, flush=True)
         rows.append(row)
     return rows
@@ -347,6 +355,8 @@ def main() -> None:
     p.add_argument("--store-kw", action="append", metavar="NAME=VALUE",
                    help="any other MemoryStore keyword (passed only if the store has it)")
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--in-process", action="store_true",
+                   help="ingest and measure in this process (quicker; peak RSS then mixed)")
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("--worker", choices=("ingest", "measure"), help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
