@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -19,7 +20,24 @@ import numpy as np
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
+# The checkout whose package is measured: this one, or $LPM_BENCH_CODE (e.g. a worktree of an
+# older commit, to measure "before" with today's scripts). Child processes inherit it.
+CODE = Path(os.environ.get("LPM_BENCH_CODE", ROOT)).resolve()
+sys.path.insert(0, str(CODE))
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def code_version() -> dict[str, str]:
+    """Which package the figures are of: its folder and, in a git checkout, its commit."""
+    import langchain_persistent_memory
+
+    try:
+        commit = subprocess.run(["git", "-C", str(CODE), "rev-parse", "--short", "HEAD"],
+                                check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"package": str(Path(langchain_persistent_memory.__file__).parent),
+            "commit": commit}
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:

@@ -34,11 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # measure this checkout
-
-from bench_util import (
+from bench_util import (  # first: it puts the measured checkout on sys.path
     DEFAULT_SERVER,
+    code_version,
     drop_database,
     fresh_database,
     percentiles,
@@ -454,12 +452,15 @@ def main() -> None:
             results["ours"] = _measure("ours", args.fallback_server, args)
             results["ours"]["fallback"] = True
     table = markdown_table(results["ours"], results["peer"])
-    print(f"server: {version}; ours on {results['ours']['server']}, "
-          f"peer on {results['peer']['server']}; load {os.getloadavg()[0]:.2f}\n")
+    code = code_version()
+    print(f"code: {code['package']} ({code['commit']}); server: {version}; "
+          f"ours on {results['ours']['server']}, peer on {results['peer']['server']}; "
+          f"load {os.getloadavg()[0]:.2f}\n")
     print(table)
     if args.json:
         args.json.write_text(json.dumps({"config": {k: str(v) for k, v in vars(args).items()},
-                                         "server_version": version, "results": results},
+                                         "code": code, "server_version": version,
+                                         "results": results},
                                         indent=1))
 
 

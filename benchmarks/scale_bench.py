@@ -40,10 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # measure this checkout
-
-from bench_util import (
+from bench_util import (  # first: it puts the measured checkout on sys.path
+    code_version,
     drop_database,
     fresh_database,
     parse_value,
@@ -392,10 +390,12 @@ def main() -> None:
             else:  # only what this script made
                 for path in [*args.workdir.glob("scale.*"), progress_file, url_file]:
                     path.unlink(missing_ok=True)
+    code = code_version()
+    print(f"code: {code['package']} ({code['commit']}); load {os.getloadavg()[0]:.2f}\n")
     print(markdown_table(rows))
     if args.json:
         config = {k: str(v) for k, v in vars(args).items() if k not in {"json", "worker"}}
-        args.json.write_text(json.dumps({"config": config, "sizes": rows,
+        args.json.write_text(json.dumps({"config": config, "code": code, "sizes": rows,
                                          "loadavg": os.getloadavg()}, indent=1))
 
 
