@@ -101,7 +101,7 @@ class HashSeededEmbeddings(Embeddings):
 class Corpus:
     """LoCoMo turns and questions; user ``u`` owns ``per_user`` consecutive turns."""
 
-    def __init__(self, path: Path, per_user: int, seed: int = 7) -> None:
+    def __init__(self, path: Path, per_user: int, fresh: int = 0, seed: int = 7) -> None:
         data = json.loads(path.read_text())
         seen: set[str] = set()
         self.turns: list[dict[str, Any]] = []
@@ -112,8 +112,8 @@ class Corpus:
                     self.turns.append(item)
         self.questions: list[str] = [str(qa["question"]) for sample in data for qa in sample["qa"]
                           if str(qa.get("question", "")).strip()]
-        if 2 * per_user > len(self.turns):
-            raise SystemExit(f"--per-user {per_user}: at most {len(self.turns) // 2} "
+        if per_user + fresh > len(self.turns):
+            raise SystemExit(f"--per-user + --single-adds: at most {len(self.turns)} "
                              "(a user's memories and its single adds must be distinct turns)")
         self.per_user, self.seed = per_user, seed
 
@@ -128,8 +128,8 @@ class Corpus:
         return [self._turn(u, i) for i in range(self.per_user)]
 
     def fresh_item(self, u: int, j: int) -> dict[str, Any]:
-        """A turn user ``u`` does not have yet (for single adds)."""
-        return self._turn(u, self.per_user + j % self.per_user)
+        """The ``j``-th turn user ``u`` does not have yet (for single adds)."""
+        return self._turn(u, self.per_user + j)
 
 
 def user_name(u: int) -> str:
@@ -190,7 +190,8 @@ def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure_worker(args: argparse.Namespace) -> dict[str, Any]:
     """Open the store in this fresh process and time the calls a user of it makes."""
-    corpus, emb = Corpus(args.data, args.per_user), HashSeededEmbeddings()
+    corpus = Corpus(args.data, args.per_user, fresh=args.single_adds)
+    emb = HashSeededEmbeddings()
     for q in corpus.questions:
         emb.vector(q)  # the fake model's own cost stays out of every timing below
     rng = np.random.default_rng(args.seed)
