@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -274,10 +275,17 @@ def _log(name: str, started: float, what: str) -> None:
 
 
 def run_system(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix=f"lpm-pgcmp-{args.worker}-"))  # replicas' files
+    try:
+        return _run_system(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_system(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     name, url = args.worker, args.url
     started = time.perf_counter()
     data = Data(args)
-    work = Path(tempfile.mkdtemp(prefix=f"lpm-pgcmp-{name}-"))
     system = open_system(name, url, data, work / "main.index")
     t0 = time.perf_counter()
     for u in range(data.users):
