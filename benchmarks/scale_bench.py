@@ -392,7 +392,11 @@ def main() -> None:
                 for path in [*args.workdir.glob("scale.*"), progress_file, url_file]:
                     path.unlink(missing_ok=True)
     code = code_version()
-    print(f"code: {code['package']} ({code['commit']}); load {os.getloadavg()[0]:.2f}\n")
+    print(f"code: {code['package']} ({code['commit']}); load {os.getloadavg()[0]:.2f}")
+    ignored = sorted({name for r in rows for name in r["measure"]["ignored_options"]})
+    if ignored:
+        print(f"this MemoryStore has no option {', '.join(ignored)}: not passed")
+    print()
     print(markdown_table(rows))
     if args.json:
         config = {k: str(v) for k, v in vars(args).items() if k not in {"json", "worker"}}
