@@ -160,6 +160,9 @@ class MemoryClient:
         """Erase a user on the service, queued turns included; returns memories removed."""
         return self._send(calls.forget_user(user_id))
 
+    async def aforget_user(self, user_id: str) -> int:
+        return await self._aclient().forget_user(user_id)
+
     def export_jsonl(self, dest: str | os.PathLike[str] | IO[str], *,
                      user_id: str | None = None) -> int:
         return write_export(self._send(calls.export_jsonl(user_id)), dest)

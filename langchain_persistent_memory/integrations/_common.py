@@ -26,8 +26,9 @@ def require_user_id(*candidates: Any, where: str = "") -> str:
     raise InvalidInputError(f"user_id is required{hint}", field="user_id")
 
 
-def user_id_from_config(config: Mapping[str, Any] | None) -> str | None:
-    """``user_id`` from a RunnableConfig: ``configurable`` first, then ``metadata``."""
+def user_id_from_config(config: Mapping[str, Any] | None) -> Any:
+    """``user_id`` from a RunnableConfig: ``configurable`` first, then ``metadata``; the raw
+    value (the caller validates it, so a non-string id is refused, not converted)."""
     if not config:
         return None
     for section in ("configurable", "metadata"):

@@ -79,7 +79,7 @@ class PersistentStore(BaseStore):
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self.ttl_config = ttl
         self.index_config = _check_index(store, index)
-        self._fields = list(self.index_config["fields"]) if self.index_config else []
+        self._fields = list(self.index_config.get("fields") or []) if self.index_config else []
         run_write(store.engine, lambda conn: kv_metadata.create_all(conn, checkfirst=True))
 
     # ------------------------------------------------------------------ batch
@@ -161,7 +161,7 @@ class PersistentStore(BaseStore):
         if not op.filter and stop is not None:
             query = query.limit(stop)
         with self.store.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = list(conn.execute(query).all())
         if op.filter:
             rows = [r for r in rows if all(matches_filter(r.value.get(k), v)
                                            for k, v in op.filter.items())]
@@ -377,4 +377,5 @@ def _check_index(store: MemoryStore,
         raise InvalidInputError("index['fields'] must be a list of strings", field="index")
     config["fields"] = list(fields)
     config.setdefault("dims", store.dim)
-    return IndexConfig(**config)  # type: ignore[typeddict-item]
+    checked: IndexConfig = IndexConfig(**config)  # type: ignore[typeddict-item]
+    return checked

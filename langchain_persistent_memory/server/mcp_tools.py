@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from .. import __version__
 from ..errors import PersistentMemoryError
-from ..models import Memory, ScoredMemory
+from ..models import Memory
 from ..store import MemoryStore
 
 __all__ = ["Resolver", "build_mcp"]
@@ -57,8 +57,7 @@ def build_mcp(resolve: Resolver) -> MCPServer:
         """Find the user's memories most relevant to `query`, best first."""
         store, user = await scoped(ctx)
         try:
-            hits = cast("builtins.list[ScoredMemory]",
-                        await store.asearch(query, user_id=user, k=k))
+            hits = await store.asearch(query, user_id=user, k=k)
         except PersistentMemoryError as exc:
             raise ToolError(str(exc)) from None
         return [{**_brief(m), "score": round(float(s), 4)} for m, s in hits]
@@ -102,8 +101,7 @@ def build_mcp(resolve: Resolver) -> MCPServer:
         store, user = await scoped(ctx)
         filters = {} if category is None else {"category": category}
         try:
-            found = cast("builtins.list[Memory]", await store.alist(
-                user, limit=max(1, min(limit, 200)), **filters))
+            found = await store.alist(user, limit=max(1, min(limit, 200)), **filters)
         except PersistentMemoryError as exc:
             raise ToolError(str(exc)) from None
         return [_brief(m) for m in found]

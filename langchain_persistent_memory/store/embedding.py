@@ -123,7 +123,8 @@ class LocalEmbeddings(Embeddings):
     def _encode(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        return self._load()(texts).tolist()
+        vectors: list[list[float]] = self._load()(texts).tolist()
+        return vectors
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._encode(list(texts))
@@ -161,7 +162,8 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
         matrix = matrix.reshape(1, -1)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return matrix / norms
+    unit: np.ndarray = matrix / norms
+    return unit
 
 
 def unit_vector(vector: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -130,7 +130,9 @@ def _export(model_dir: Path) -> bytes:
     axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-        torch.onnx.export(model, (example, example, torch.zeros_like(example)), buffer,
+        # torch's stubs name only paths, but the exporter also writes to a file object.
+        torch.onnx.export(model, (example, example, torch.zeros_like(example)),
+                          buffer,  # type: ignore[arg-type]
                           input_names=list(_INPUTS), output_names=["embedding"],
                           dynamic_axes={**axes, "embedding": {0: "batch"}},
                           opset_version=17, dynamo=False)
