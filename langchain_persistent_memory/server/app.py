@@ -18,7 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from starlette.routing import Route
 
 from .. import __version__
-from ..store import MemoryStore
+from ..store import MemoryStore, parse_budget
 from .config import ServiceConfig
 from .guards import BodyLimit, RateLimiter
 from .handlers import install_handlers
@@ -60,8 +60,12 @@ def create_app(config: ServiceConfig, *, embeddings: Embeddings | None = None,
         log.warning("no API keys configured (LPM_API_KEYS): every caller is the 'default' "
                     "tenant; serve on a loopback address only")
 
+    # One process-wide memory budget shared by the tenants' stores, not one budget each:
+    # the server's memory stays bounded however many tenants it serves.
+    budget = parse_budget(None) // max(1, len(config.tenants))
+
     def open_store(url: str) -> MemoryStore:
-        return MemoryStore(url, embeddings=model)
+        return MemoryStore(url, embeddings=model, memory_budget=budget)
 
     tenants = TenantStores(config.db, config.tenants, open_store)
     runner = JobRunner(tenants, chat, concurrency=config.job_concurrency)

@@ -2,6 +2,7 @@
 
 from .embedding import LocalEmbeddings
 from .memory_store import MemoryStore, default_database_url
-from .partitions import IndexInfo
+from .partitions import IndexInfo, parse_budget
 
-__all__ = ["IndexInfo", "LocalEmbeddings", "MemoryStore", "default_database_url"]
+__all__ = ["IndexInfo", "LocalEmbeddings", "MemoryStore", "default_database_url",
+           "parse_budget"]
