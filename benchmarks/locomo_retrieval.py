@@ -153,6 +153,7 @@ Ranker = Callable[[Question], list[str]]
 # The store's vector path alone: cosine order, no session context, no re-ranking.
 DENSE_ONLY: dict[str, Any] = {"mode": "dense", "context_weight": 0.0, "answer_weight": 0.0,
                               "question_discount": 0.0, "date_boost": 0.0,
+                              "entity_weight": 0.0, "hop_weight": 0.0, "time_boost": 0.0,
                               "dedupe_threshold": None, "mmr": False}
 
 
@@ -221,6 +222,10 @@ SWEEP: dict[str, dict[str, Any]] = {
     "date_boost=0": {"date_boost": 0.0},
     "date_boost=1.0": {"date_boost": 1.0},
     "recency 180 days": {"recency_half_life_days": 180.0},
+    "no entities": {"entity_weight": 0.0, "hop_weight": 0.0},
+    **{f"entity_weight={w}": {"entity_weight": w} for w in (0.15, 0.5)},
+    **{f"hop_weight={w}": {"hop_weight": w} for w in (0.0, 0.4)},
+    **{f"time_boost={w}": {"time_boost": w} for w in (0.0, 0.6)},
 }
 
 

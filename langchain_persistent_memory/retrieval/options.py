@@ -46,6 +46,13 @@ class SearchOptions:
             fact is in the answer.
         date_boost: multiplier bonus for memories said within a time the query names
             ("in May 2023", "last week"); 0 turns query-date parsing off.
+        entity_weight: share of relevance a memory gains when it is about an entity the
+            query names (its speaker); half of it when it only mentions one. 0 turns
+            entity matching off.
+        hop_weight: share of a top candidate's relevance given to the memories one shared,
+            uncommon entity away from it (multi-hop questions); 0 turns the hop off.
+        time_boost: multiplier bonus, for a query asking "when", of memories that say when
+            something happened ("yesterday", "last May"); 0 turns it off.
         mmr: diversify with maximal marginal relevance (``mmr_lambda`` = relevance share);
             on by default (measured), so near-repeats give way to other evidence.
         dedupe_threshold: drop a hit whose cosine to a better hit is at least this (None: off).
@@ -62,6 +69,9 @@ class SearchOptions:
     answer_weight: float = 0.7
     question_discount: float = 0.15
     date_boost: float = 0.5
+    entity_weight: float = 0.3
+    hop_weight: float = 0.2
+    time_boost: float = 0.3
     mmr: bool = True
     mmr_lambda: float = 0.7
     dedupe_threshold: float | None = 0.98
@@ -72,7 +82,8 @@ class SearchOptions:
         if self.fusion not in FUSIONS:
             raise InvalidInputError(f"fusion must be one of {FUSIONS}", field="fusion")
         for name in ("dense_weight", "recency_weight", "importance_weight", "mmr_lambda",
-                     "context_weight", "answer_weight", "question_discount"):
+                     "context_weight", "answer_weight", "question_discount", "entity_weight",
+                     "hop_weight", "time_boost"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         _check_range("date_boost", self.date_boost, 0.0, 100.0)
         if self.dedupe_threshold is not None:
