@@ -30,7 +30,7 @@ _CAPITALISED = re.compile(
 _SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|[\"\u201c(]\s*|:\s+|\n)$")
 # Capitalised words that are no entity: sentence openers, pronouns, weekdays and months
 # (times are handled by ``valid_from`` and query dates), interjections.
-_NOT_NAMES = frozenset("""
+_NOT_NAMES_TEXT = """
     i i'm i've i'd i'll im ive a an the and but or so yes no yeah yep nope ok okay oh hey hi
     hello wow thanks thank thx sure well also just really great awesome cool nice good glad
     sorry congrats congratulations haha lol omg what when where who why how which that this
@@ -39,7 +39,8 @@ _NOT_NAMES = frozenset("""
     june july august september october november december today tomorrow yesterday mr mrs ms dr
     is are was were do does did have has had can could would should will if then as at by for
     from in into of on to with not all any some every each both my mine let let's bye
-""".split())
+"""
+_NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
 
 
 class Entity(NamedTuple):
