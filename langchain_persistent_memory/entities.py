@@ -6,7 +6,8 @@ Raw mode (no chat model) stores text as said, so entities come from the text's f
   person the memory is about, so "What does Melanie do to relax?" prefers Melanie's own
   words over Caroline's "Thanks, Melanie!";
 * capitalised words and runs of them that do not start a sentence ("Sweden", "Dr. Seuss",
-  "LGBTQ support group" gives "LGBTQ") are **names**, and a possessive "Melanie's" too;
+  "LGBTQ support group" gives "LGBTQ") are **names**, and a possessive "Melanie's" even
+  when it does;
 * a quoted title (``"Charlotte's Web"``) is a **title**.
 
 Keys are folded to lower case so "Sweden" and "sweden" are one entity. Pure code, no I/O:
@@ -85,8 +86,9 @@ def extract_entities(text: str) -> list[Entity]:
         words = m.group(1).rstrip(".").split()
         # A sentence's first word is capitalised anyway: a lone one is no name ("Researching
         # adoption agencies"); common words are dropped from either end ("Thanks Melanie").
-        if len(words) == 1 and _SENTENCE_START.search(body[:m.start()]):
-            continue
+        if len(words) == 1 and _SENTENCE_START.search(body[:m.start()]) and \
+                not words[0].endswith(("'s", "\u2019s")):
+            continue  # unless possessive: "Melanie's kids"
         while words and words[0].lower() in _NOT_NAMES:
             words = words[1:]
         while words and words[-1].lower() in _NOT_NAMES:

@@ -122,8 +122,9 @@ class UserPartition:
             self.keywords.remove(gone)
             for pk in gone:
                 fact = self.facts.pop(pk)
-                for key in (fact.subject, *fact.mentions):
-                    holders = self.by_entity.get(key) if key is not None else None
+                for key in fact.mentions if fact.subject is None else \
+                        (fact.subject, *fact.mentions):
+                    holders = self.by_entity.get(key)
                     if holders is not None:
                         holders.discard(pk)
                         if not holders:

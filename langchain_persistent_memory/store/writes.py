@@ -35,9 +35,10 @@ from ..validation import (
     content_hash,
     to_utc,
 )
+from .entity_rows import link_memories, purge_entities, unlink_memories
 from .reader import LoadedRow
 from .rows import MEMORY_COLUMNS, construct_memory, encode_vector, raw_memory, row_to_memory
-from .schema import first_version, history, memories, users
+from .schema import entities, first_version, history, memories, memory_entities, users
 
 __all__ = ["Applied", "Change", "Committed", "PreparedOp", "bump_version", "execute_ops",
            "prepare_ops", "purge_user"]
@@ -232,6 +233,9 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                               embedding=encode_vector(vec))
             values["updated_at"] = now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(**values))
+            if vec is not None:
+                unlink_memories(conn, row.user_id, [row.pk])
+                link_memories(conn, row.user_id, [(row.pk, str(op.text))])
             _event(conn, row.id, row.user_id, EventType.UPDATE, now, row.content,
                    op.text if op.text is not None else row.content,
                    {k: v for k, v in op.fields.items() if k != "metadata"})
@@ -254,6 +258,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                                     op.digest)
             [pk] = _insert(conn, memories, {**{k: [v] for k, v in values.items()},
                                             "embedding": [encode_vector(vec)]})
+            link_memories(conn, row.user_id, [(pk, op.text)])
             ended = fields.get("valid_from") or now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(
                 valid_to=ended, superseded_by=values["id"], updated_at=now))
@@ -272,6 +277,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             row = _load_owned(conn, op.memory_id, user_id)
             before = row_to_memory(row)
             conn.execute(delete(memories).where(memories.c.pk == row.pk))
+            unlink_memories(conn, row.user_id, [row.pk])
             _event(conn, row.id, row.user_id, EventType.DELETE, now, row.content, None,
                    {"reason": op.reason} if op.reason else {})
             pending.append(Change(row.user_id, row.pk, "delete"))
@@ -294,7 +300,14 @@ v AS (INSERT INTO {users.name} (user_id, version) SELECT :user_id, :first FROM g
       RETURNING version),
 logged AS (INSERT INTO {history.name} (memory_id, user_id, event, old_content, new_content,
                                        created_at, metadata)
-           SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone)
+           SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone),
+links AS (DELETE FROM {memory_entities.name} WHERE user_id = :user_id
+          AND memory_pk IN (SELECT pk FROM gone) RETURNING entity_key),
+orphans AS (DELETE FROM {entities.name} e WHERE e.user_id = :user_id
+            AND e.key IN (SELECT entity_key FROM links)
+            AND NOT EXISTS (SELECT 1 FROM {memory_entities.name} l
+                            WHERE l.user_id = :user_id AND l.entity_key = e.key
+                            AND l.memory_pk NOT IN (SELECT pk FROM gone)))
 SELECT v.version, gone.* FROM gone CROSS JOIN v""")
 
 
@@ -347,6 +360,7 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
     cols = {name: [v[name] for v, _ in fresh] for name in _INSERTED}
     cols["embedding"] = [encode_vector(vec) for _, vec in fresh]
     pks = _insert(conn, memories, cols)
+    link_memories(conn, user_id, zip(pks, cols["content"]))
     _insert(conn, history, {
         "memory_id": cols["id"], "user_id": [user_id] * count,
         "event": [EventType.ADD.value] * count, "old_content": [None] * count,
@@ -491,6 +505,7 @@ def purge_user(conn: Connection, user_id: str) -> int:
                          .where(memories.c.user_id == user_id)).scalar_one()
     conn.execute(delete(memories).where(memories.c.user_id == user_id))
     conn.execute(delete(history).where(history.c.user_id == user_id))
+    purge_entities(conn, user_id)
     conn.execute(delete(users).where(users.c.user_id == user_id))
     return int(count)
 
