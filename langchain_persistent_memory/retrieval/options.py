@@ -1,8 +1,10 @@
 """Ranking options of ``MemoryStore.search``, validated once (no I/O).
 
 Defaults were chosen on the LoCoMo benchmark's tuning conversations and checked on the
-held-out ones (benchmarks/README.md): weighted fusion at 0.5, session context 0.5 (0.7 from
-a question to its answer), questions discounted by 0.15, MMR at lambda 0.7. Recency and
+held-out ones (benchmarks/README.md): weighted fusion at 0.5 over 80 candidates per retriever,
+session context 0.5 (0.7 from a question to its answer), questions discounted by 0.15,
+entities 0.5 (the query's people and names), one entity hop at 0.2, "when" questions
+preferring memories that say when (0.3), MMR at lambda 0.8. Recency and
 importance are off by default: they trade relevance for freshness or salience, a choice only
 the application can make.
 """
@@ -61,7 +63,7 @@ class SearchOptions:
     mode: str = "hybrid"
     fusion: str = "weighted"
     dense_weight: float = 0.5
-    candidates: int = 50
+    candidates: int = 80
     recency_half_life_days: float | None = None
     recency_weight: float = 0.5
     importance_weight: float = 0.0
@@ -69,11 +71,11 @@ class SearchOptions:
     answer_weight: float = 0.7
     question_discount: float = 0.15
     date_boost: float = 0.5
-    entity_weight: float = 0.3
+    entity_weight: float = 0.5
     hop_weight: float = 0.2
     time_boost: float = 0.3
     mmr: bool = True
-    mmr_lambda: float = 0.7
+    mmr_lambda: float = 0.8
     dedupe_threshold: float | None = 0.98
 
     def __post_init__(self) -> None:

@@ -253,6 +253,8 @@ def _v5_entities(conn: Connection) -> None:
     from .entity_rows import link_memories  # the extractor's writes; no cycle at import
 
     metadata_obj.create_all(conn, tables=[entities, memory_entities])
+    conn.execute(memory_entities.delete())  # a rebuild: whatever was there is derived again
+    conn.execute(entities.delete())
     rows = conn.execute(select(memories.c.pk, memories.c.user_id, memories.c.content)
                         .order_by(memories.c.user_id, memories.c.pk)).all()
     by_user: dict[str, list[tuple[int, str]]] = {}
