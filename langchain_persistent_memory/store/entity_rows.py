@@ -50,6 +50,11 @@ def link_memories(conn: Connection, user_id: str, texts: Iterable[tuple[int, str
                  [{"user_id": user_id, "key": key, "name": name, "kind": kind}
                   for key, (name, kind) in named.items()])
     conn.execute(memory_entities.insert(), links)
+    people = sorted({str(link["entity_key"]) for link in links if link["subject"]})
+    if people:  # first named in passing, later a speaker: a person after all
+        conn.execute(entities.update().where(
+            entities.c.user_id == user_id, entities.c.key.in_(people),
+            entities.c.kind != "person").values(kind="person"))
 
 
 def unlink_memories(conn: Connection, user_id: str, pks: list[int]) -> None:
