@@ -322,8 +322,9 @@ class MemoryStore(AsyncTwins):
         ``candidates``, ``recency_half_life_days``, ``recency_weight``,
         ``importance_weight``, ``context_weight``, ``answer_weight``, ``question_discount``,
         ``date_boost``, ``entity_weight``, ``hop_weight``, ``time_boost``, ``mmr``,
-        ``mmr_lambda``, ``dedupe_threshold``. ``min_score`` is a floor on cosine similarity in every mode. Each hit carries the
-        ranking ``score`` and, to threshold on, its ``cosine`` and ``keyword_match``.
+        ``mmr_lambda``, ``dedupe_threshold``. ``min_score`` is a floor on cosine similarity
+        in every mode. Each hit carries the ranking ``score`` and, to threshold on, its
+        ``cosine`` and ``keyword_match``.
         """
         options, filters = SearchOptions.split(filters)
         user_id, k, parsed, min_score = search_args(query, user_id, k, include_superseded,
