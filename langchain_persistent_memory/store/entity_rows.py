@@ -13,13 +13,27 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, func, select, text
 
-from ..entities import extract_entities
+from ..entities import Entity, entity_key, extract_entities
+from ..errors import InvalidInputError
 from .schema import entities, memories, memory_entities
 
-__all__ = ["EntityRow", "count_links", "link_memories", "purge_entities", "unlink_memories",
-           "user_entities"]
+__all__ = ["EntityRow", "check_names", "count_links", "link_memories", "purge_entities",
+           "unlink_memories", "user_entities"]
 
 _MAX_NAME = 256
+_MAX_GIVEN = 24
+
+
+def check_names(value: object) -> tuple[str, ...]:
+    """An operation's ``entities``: None or a list of short names (each found in its text
+    when linked; see :func:`link_memories`)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > _MAX_GIVEN or not all(
+            isinstance(v, str) and 0 < len(v.strip()) <= _MAX_NAME for v in value):
+        raise InvalidInputError(f"entities must be a list of at most {_MAX_GIVEN} non-empty "
+                                f"names of at most {_MAX_NAME} characters", field="entities")
+    return tuple(" ".join(v.split()) for v in value)
 
 
 @dataclass(frozen=True)
@@ -33,12 +47,25 @@ class EntityRow:
     subject_of: int  # how many of them are about it (it is their speaker)
 
 
-def link_memories(conn: Connection, user_id: str, texts: Iterable[tuple[int, str]]) -> None:
-    """Record the entities each ``(pk, text)`` names (new entities of the user included)."""
+def link_memories(conn: Connection, user_id: str, texts: Iterable[tuple[int, str]],
+                  given: dict[int, tuple[str, ...]] | None = None) -> None:
+    """Record the entities each ``(pk, text)`` names (new entities of the user included).
+
+    ``given`` adds names per pk from elsewhere (the chat model's answer); a name the text
+    does not contain is ignored, so a link always points at words of the memory.
+    """
     links: list[dict[str, object]] = []
     named: dict[str, tuple[str, str]] = {}
     for pk, content in texts:
-        for entity in extract_entities(content):
+        found = extract_entities(content)
+        keys = {e.key for e in found}
+        lowered = content.lower()
+        for name in (given or {}).get(pk, ()):
+            key = entity_key(name)
+            if key and key not in keys and name.lower() in lowered:
+                keys.add(key)
+                found.append(Entity(name, key, "name"))
+        for entity in found:
             key = entity.key[:_MAX_NAME]
             named.setdefault(key, (entity.name[:_MAX_NAME], entity.kind))
             links.append({"memory_pk": pk, "entity_key": key, "user_id": user_id,

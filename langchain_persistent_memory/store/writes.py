@@ -35,7 +35,7 @@ from ..validation import (
     content_hash,
     to_utc,
 )
-from .entity_rows import link_memories, purge_entities, unlink_memories
+from .entity_rows import check_names, link_memories, purge_entities, unlink_memories
 from .reader import LoadedRow
 from .rows import MEMORY_COLUMNS, construct_memory, encode_vector, raw_memory, row_to_memory
 from .schema import entities, first_version, history, memories, memory_entities, users
@@ -56,6 +56,7 @@ class PreparedOp:
     fields: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
     vector: np.ndarray | None = None
+    names: tuple[str, ...] = ()  # entity names given with the operation
 
 
 @dataclass
@@ -115,6 +116,7 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
                     "valid_from": to_utc(op.valid_from, "valid_from"),
                 },
                 vector=None if op.embedding is None else check_embedding(op.embedding),
+                names=check_names(op.entities),
             ))
         elif isinstance(op, UpdateOp):
             fields: dict[str, Any] = {}
@@ -128,7 +130,8 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
             if text is None and not fields:
                 raise InvalidInputError("update needs at least one field to change")
             prepared.append(PreparedOp(kind="update", memory_id=check_id(op.memory_id, "id"),
-                                       text=text, fields=fields))
+                                       text=text, fields=fields,
+                                       names=check_names(op.entities)))
         elif isinstance(op, SupersedeOp):
             fields = {"valid_from": to_utc(op.valid_from, "valid_from")}
             if op.category is not None:
@@ -140,6 +143,7 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
             prepared.append(PreparedOp(
                 kind="supersede", memory_id=check_id(op.memory_id, "id"),
                 text=check_content(op.content, max_chars=max_chars), fields=fields,
+                names=check_names(op.entities),
             ))
         elif isinstance(op, DeleteOp):
             prepared.append(PreparedOp(kind="delete", memory_id=check_id(op.memory_id, "id"),
@@ -235,7 +239,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(**values))
             if vec is not None:
                 unlink_memories(conn, row.user_id, [row.pk])
-                link_memories(conn, row.user_id, [(row.pk, str(op.text))])
+                link_memories(conn, row.user_id, [(row.pk, str(op.text))], {row.pk: op.names})
             _event(conn, row.id, row.user_id, EventType.UPDATE, now, row.content,
                    op.text if op.text is not None else row.content,
                    {k: v for k, v in op.fields.items() if k != "metadata"})
@@ -258,7 +262,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                                     op.digest)
             [pk] = _insert(conn, memories, {**{k: [v] for k, v in values.items()},
                                             "embedding": [encode_vector(vec)]})
-            link_memories(conn, row.user_id, [(pk, op.text)])
+            link_memories(conn, row.user_id, [(pk, op.text)], {pk: op.names})
             ended = fields.get("valid_from") or now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(
                 valid_to=ended, superseded_by=values["id"], updated_at=now))
@@ -342,6 +346,7 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
             raise InvalidInputError("a memory with that id already exists", field="id")
 
     fresh: list[tuple[dict[str, Any], np.ndarray]] = []
+    names: list[tuple[str, ...]] = []
     ids = iter(new_memory_ids(sum(op.memory_id is None for _, op in adds)))
     for i, op in adds:
         assert op.text is not None and op.digest is not None
@@ -354,13 +359,15 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
         known[key] = construct_memory(values)
         results[i] = Applied("add", known[key])
         fresh.append((values, op.vector if op.vector is not None else vectors[h]))
+        names.append(op.names)
     if not fresh:
         return []
     count = len(fresh)
     cols = {name: [v[name] for v, _ in fresh] for name in _INSERTED}
     cols["embedding"] = [encode_vector(vec) for _, vec in fresh]
     pks = _insert(conn, memories, cols)
-    link_memories(conn, user_id, zip(pks, cols["content"]))
+    link_memories(conn, user_id, zip(pks, cols["content"]),
+                  {pk: given for pk, given in zip(pks, names) if given})
     _insert(conn, history, {
         "memory_id": cols["id"], "user_id": [user_id] * count,
         "event": [EventType.ADD.value] * count, "old_content": [None] * count,
