@@ -35,7 +35,7 @@ from .results import MemoryChange
 __all__ = ["PROMPT_VERSION", "Provenance", "changes", "describe_memories", "to_store_ops",
            "validate_operations"]
 
-PROMPT_VERSION = "2026-11-grounded-1"
+PROMPT_VERSION = "2026-11-entities-1"
 _OPS = {"ADD", "UPDATE", "SUPERSEDE", "DELETE", "NONE"}
 _NEEDS_HANDLE = {"UPDATE", "SUPERSEDE", "DELETE"}
 _NEEDS_CONTENT = {"ADD", "UPDATE", "SUPERSEDE"}
