@@ -26,9 +26,10 @@ ENTITY_KINDS = ("person", "name", "title")
 _MAX_ENTITIES = 24  # per memory: a pasted list of names is not 200 entities
 _SPEAKER = re.compile(r"^\s*([A-Z][\w.'-]{0,40}(?: [A-Z][\w.'-]{0,40}){0,2})\s*:\s")
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201d\n]{2,60})[\"\u201d]")
+_NAME_WORD = r"(?:(?:Dr|Mr|Mrs|Ms|St|Mt|Jr|Prof)\.|[A-Z][\w'-]*)"  # "Dr." keeps its dot
 _CAPITALISED = re.compile(
-    r"\b([A-Z][\w'-]*\.?(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]*)*)")
-_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+|[\"\u201c(]\s*|:\s+|\n)$")
+    rf"\b({_NAME_WORD}(?:[ \t]+(?:of[ \t]+|the[ \t]+|de[ \t]+)?{_NAME_WORD})*)")
+_SENTENCE_MARKS = ".!?\n\"\u201c:"
 # Capitalised words that are no entity: sentence openers, pronouns, weekdays and months
 # (times are handled by ``valid_from`` and query dates), interjections.
 _NOT_NAMES_TEXT = """
@@ -65,6 +66,14 @@ def entity_key(name: str) -> str:
     return " ".join(re.sub(r"[^\w\s-]", " ", folded).split())
 
 
+def _starts_sentence(text: str, at: int) -> bool:
+    """Whether the word at ``at`` opens a sentence (only the spaces before it are read, so
+    a long text costs linear time)."""
+    while at > 0 and text[at - 1] in " \t":
+        at -= 1
+    return at == 0 or text[at - 1] in _SENTENCE_MARKS
+
+
 def extract_entities(text: str) -> list[Entity]:
     """The entities ``text`` mentions, subject first, each key once."""
     found: dict[str, Entity] = {}
@@ -86,7 +95,7 @@ def extract_entities(text: str) -> list[Entity]:
         words = m.group(1).rstrip(".").split()
         # A sentence's first word is capitalised anyway: a lone one is no name ("Researching
         # adoption agencies"); common words are dropped from either end ("Thanks Melanie").
-        if len(words) == 1 and _SENTENCE_START.search(body[:m.start()]) and \
+        if len(words) == 1 and _starts_sentence(body, m.start()) and \
                 not words[0].endswith(("'s", "\u2019s")):
             continue  # unless possessive: "Melanie's kids"
         while words and words[0].lower() in _NOT_NAMES:

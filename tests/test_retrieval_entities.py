@@ -33,6 +33,11 @@ def test_titles_multi_word_names_and_sentence_openers() -> None:
     assert all(k != "researching" for k, _, _ in found)  # a sentence's first word
 
 
+def test_a_name_ending_a_sentence_does_not_run_into_the_next() -> None:
+    assert [k for k, _, _ in keys("Bob: I saw Sweden. Researching it now, (Paris) too.")] \
+        == ["bob", "sweden", "paris"]
+
+
 def test_plain_text_without_names_has_no_entities() -> None:
     assert keys("i went hiking with the kids. It was great!") == []
 
