@@ -34,7 +34,7 @@ from .pipeline import (
     PipelinePrompts,
     ProcessResult,
 )
-from .store import IndexInfo, LocalEmbeddings, MemoryStore, default_database_url
+from .store import EntityRow, IndexInfo, LocalEmbeddings, MemoryStore, default_database_url
 
 try:
     __version__ = version("langchain-persistent-memory")
@@ -88,6 +88,7 @@ __all__ = [
     "DeleteOp",
     "EmbeddingMismatchError",
     "EmbeddingModelError",
+    "EntityRow",
     "EventType",
     "ExtractionError",
     "ForgetInProgressError",

@@ -121,6 +121,7 @@ class AddOp(BaseModel):
     valid_from: datetime | None = None
     id: str | None = None
     embedding: list[float] | None = Field(default=None, repr=False)
+    entities: Any = None  # names the fact mentions besides those found in its text
 
 
 class UpdateOp(BaseModel):
@@ -132,6 +133,7 @@ class UpdateOp(BaseModel):
     category: str | None = None
     importance: Any = None
     metadata: Any = None
+    entities: Any = None  # with new content: names it mentions besides the extracted ones
 
 
 class SupersedeOp(BaseModel):
@@ -144,6 +146,7 @@ class SupersedeOp(BaseModel):
     importance: Any = None
     metadata: Any = None
     valid_from: datetime | None = None
+    entities: Any = None  # names the new fact mentions besides the extracted ones
 
 
 class DeleteOp(BaseModel):

@@ -1,6 +1,7 @@
 """Forgetting: after ``forget_user`` no byte of the user's text (nor their user id) survives —
-not in SQL rows, history, the change log, the keyword (FTS) index, the vector index, the SQLite
-file, its WAL/SHM, the index files or an export. Checked by searching raw files for markers.
+not in SQL rows, history, entities and their links, the change log, the keyword (FTS) index,
+the vector index, the SQLite file, its WAL/SHM, the index files or an export. Checked by
+searching raw files for markers.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ def _fill(store: MemoryStore) -> None:
         memory = store.add(f"victim {MARK} fact {i} tulips{i} roses", user_id=VICTIM)
         if i % 3 == 0:
             store.delete(memory.id, user_id=VICTIM)
+    store.add(f"{MARK}son: I met {MARK}ina in Paris", user_id=VICTIM)  # speaker, name
     assert store.search(f"{MARK} tulips7", user_id=VICTIM, k=1, mode="keyword")
+    with store.engine.connect() as conn:  # positive control: entities and links were written
+        for table in ("lpm_entities", "lpm_memory_entities"):
+            rows = conn.execute(text(f"SELECT * FROM {table} WHERE user_id = :u"),
+                                {"u": VICTIM}).all()
+            assert any(MARK.lower() in str(r).lower() for r in rows), table
 
 
 def _raw_hits(folder: Path, needle: str) -> dict[str, int]:
@@ -57,7 +64,7 @@ def test_forget_user_leaves_no_trace_in_sqlite_files(tmp_path: Path) -> None:
     assert _raw_hits(folder, MARK)  # positive control: the scan finds text before forgetting
     assert _raw_hits(folder, VICTIM)
 
-    assert store.forget_user(VICTIM) == 2 + 60 - 20
+    assert store.forget_user(VICTIM) == 2 + 60 - 20 + 1
     store.export_jsonl(folder / "export.jsonl")
     assert other.search("garden", user_id=VICTIM) == []  # the other one sees it at once
     assert other.index_info(VICTIM).users_loaded == 0

@@ -71,7 +71,7 @@ def test_health_and_docs_need_no_key(service: RunningService) -> None:
         paths = anonymous.get("/openapi.json").json()["paths"]
     for path in ("/v1/memories", "/v1/memories/{memory_id}", "/v1/memories/{memory_id}/history",
                  "/v1/search", "/v1/turns", "/v1/jobs/{job_id}", "/v1/users/{user_id}",
-                 "/v1/export", "/v1/import"):
+                 "/v1/users/{user_id}/entities", "/v1/export", "/v1/import"):
         assert path in paths
 
 
@@ -167,6 +167,22 @@ def test_jobs_are_tenant_scoped(acme: httpx.Client, beta: httpx.Client) -> None:
     response = beta.get(f"/v1/jobs/{job_id}")
     assert response.status_code == 404 and error_of(response)["type"] == "not_found"
     assert wait_job(acme, job_id)["status"] == "done"
+
+
+def test_user_entities_are_listed_per_user_and_tenant(acme: httpx.Client,
+                                                      beta: httpx.Client) -> None:
+    made = acme.post("/v1/memories", json={"user_id": "hana",
+                                           "content": "Hana: I flew to Kyoto with Emi"}).json()
+    beta.post("/v1/memories", json={"user_id": "hana", "content": "Hana: I love Lisbon"})
+    rows = acme.get("/v1/users/hana/entities").json()["entities"]
+    assert {r["key"]: r["memory_ids"] for r in rows} == {
+        "hana": [made["id"]], "kyoto": [made["id"]], "emi": [made["id"]]}
+    assert next(r for r in rows if r["key"] == "hana")["kind"] == "person"
+    assert acme.get("/v1/users/nobody/entities").json() == {"entities": []}
+    acme.delete(f"/v1/memories/{made['id']}", params={"user_id": "hana"})
+    assert acme.get("/v1/users/hana/entities").json() == {"entities": []}
+    assert [r["key"] for r in beta.get("/v1/users/hana/entities").json()["entities"]] == \
+        ["hana", "lisbon"]
 
 
 def test_forget_user_erases_memories_and_jobs(acme: httpx.Client) -> None:

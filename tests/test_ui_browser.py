@@ -91,7 +91,7 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
         expect(metric("Current memories")).to_have_text("3")
         expect(metric("Superseded")).to_have_text("1")  # counted while not shown
         expect(page.get_by_text("HashEmbeddings:hash-bow")).to_be_visible()
-        table = page.locator('[data-testid="stDataFrame"]')
+        table = page.locator('[data-testid="stDataFrame"]').first  # the Entities tab has one
         expect(table).to_be_visible()
         # The grid is drawn on a canvas; its accessible twin holds the text of the columns
         # in view. At 1400 px the id is in view; a wider window shows every column.
@@ -176,6 +176,13 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
         expect(page.locator("blockquote", has_text=shown.removesuffix(" (superseded)"))) \
             .to_be_visible()
         shot("05-deleted")
+
+        # --- entities: the picked one lists the memories naming it
+        page.get_by_role("tab", name="Entities").click()
+        shot("05b-entities")
+        picker = page.get_by_role("combobox", name="Entity", exact=True)
+        expect(picker).to_have_value("Initech (1)")  # the edited fact's employer
+        expect(page.get_by_text("Alice works at Initech").filter(visible=True)).to_have_count(1)
 
         # --- charts
         page.get_by_role("tab", name="Charts").click()

@@ -15,6 +15,8 @@ from langchain_persistent_memory.ui.logic import (
     NO_CATEGORY,
     apply_edit,
     category_counts,
+    entities_frame,
+    entity_memories,
     hit_markdown,
     lineage,
     md_escape,
@@ -179,3 +181,23 @@ def test_stored_text_is_escaped_for_markdown(store: MemoryStore) -> None:
     for word in ("![pixel](http://127.0.0.1:9/track.png)", "[click me](http://evil.example)",
                  "**bold**", ":red[red]", "$x^2$", "# heading", "1. one"):
         assert word in html_module.unescape(text), word
+
+
+def test_entity_view_lists_entities_and_the_memories_behind_each(store: MemoryStore) -> None:
+    trip = store.add("Caroline: I flew to Sweden with Melanie", user_id="u")
+    store.add("Melanie: I hear Sweden is cold", user_id="u")
+    store.add("Caroline: pottery class tonight", user_id="u")
+    rows = store.entities("u")
+    frame = entities_frame(rows)
+    assert list(frame.columns) == ["entity", "kind", "memories", "about"]
+    table = {r["entity"]: (r["kind"], r["memories"], r["about"])
+             for r in frame.to_dict("records")}
+    assert table == {"Caroline": ("person", 2, 2), "Melanie": ("person", 2, 1),
+                     "Sweden": ("name", 2, 0)}
+    caroline = next(r for r in rows if r.key == "caroline")
+    memories = store.list("u")
+    shown = entity_memories(caroline, memories)
+    assert [m.content for m in shown] == [m.content for m in memories
+                                          if m.content.startswith("Caroline:")]
+    assert trip in shown
+    assert entities_frame([]).empty

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import chat, memory_commands, serve_commands, store_commands
+from . import chat, graph_commands, memory_commands, serve_commands, store_commands
 from .common import Settings
 
 __all__ = ["app"]
@@ -40,3 +40,4 @@ memory_commands.register(app)
 store_commands.register(app)
 chat.register(app)
 serve_commands.register(app)
+graph_commands.register(app)

@@ -53,8 +53,10 @@ from ._kv_items import (
 __all__ = ["PersistentStore"]
 
 _MAX_K = 10_000
-# LangGraph scores are plain cosine similarities: no keyword fusion, date boost or dedupe.
-_COSINE: dict[str, Any] = {"mode": "dense", "date_boost": 0.0, "dedupe_threshold": None}
+# LangGraph scores are plain cosine similarities: no keyword fusion, date, entity or time
+# boost, no dedupe.
+_COSINE: dict[str, Any] = {"mode": "dense", "date_boost": 0.0, "dedupe_threshold": None,
+                           "entity_weight": 0.0, "hop_weight": 0.0, "time_boost": 0.0}
 
 
 class PersistentStore(BaseStore):

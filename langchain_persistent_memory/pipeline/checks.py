@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import ExtractionError, InvalidInputError
 from ..validation import check_content, check_label
 
-__all__ = ["Limits", "PlannedOp", "check_category", "check_date", "check_fact",
-           "check_importance", "check_items"]
+__all__ = ["Limits", "PlannedOp", "check_category", "check_date", "check_entity_names",
+           "check_fact", "check_importance", "check_items"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class PlannedOp:
     sources: tuple[str, ...] = ()
     evidence: str | None = None
     evidence_role: str | None = None
+    entities: tuple[str, ...] = ()  # names the model says the fact mentions, found in it
 
 
 def check_items(items: list[Any], key: str, limits: Limits) -> list[dict[str, Any]]:
@@ -78,6 +79,20 @@ def check_category(value: Any, where: str, limits: Limits) -> str | None:
     except InvalidInputError as exc:
         raise ExtractionError(f"{where}: {exc}") from None
     return label
+
+
+_MAX_ENTITY_NAMES = 24
+
+
+def check_entity_names(value: Any, content: str | None) -> tuple[str, ...]:
+    """The model's entity names that the fact's text really contains (others are dropped:
+    the list is a hint for linking, never a reason to refuse the operation)."""
+    if not isinstance(value, list) or content is None:
+        return ()
+    text = content.lower()
+    names = [" ".join(v.split()) for v in value if isinstance(v, str)]
+    found = [n for n in names if n and len(n) <= 100 and n.lower() in text]
+    return tuple(dict.fromkeys(found))[:_MAX_ENTITY_NAMES]
 
 
 def check_importance(value: Any, where: str) -> float | None:

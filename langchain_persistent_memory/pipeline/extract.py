@@ -175,7 +175,7 @@ def ground(op: PlannedOp, item: dict[str, Any], where: str, evidence: Evidence,
     text = " ".join(str(quoted).split())[:500]
     return PlannedOp(op=op.op, handle=op.handle, content=op.content, category=op.category,
                      importance=op.importance, valid_from=op.valid_from, evidence=text,
-                     evidence_role=role)
+                     evidence_role=role, entities=op.entities)
 
 
 def validate_facts(payload: Any, raw_text: str, evidence: Evidence, *, turn_time: datetime,

@@ -23,6 +23,7 @@ from .checks import (
     PlannedOp,
     check_category,
     check_date,
+    check_entity_names,
     check_fact,
     check_importance,
     check_items,
@@ -34,7 +35,7 @@ from .results import MemoryChange
 __all__ = ["PROMPT_VERSION", "Provenance", "changes", "describe_memories", "to_store_ops",
            "validate_operations"]
 
-PROMPT_VERSION = "2026-11-grounded-1"
+PROMPT_VERSION = "2026-11-entities-1"
 _OPS = {"ADD", "UPDATE", "SUPERSEDE", "DELETE", "NONE"}
 _NEEDS_HANDLE = {"UPDATE", "SUPERSEDE", "DELETE"}
 _NEEDS_CONTENT = {"ADD", "UPDATE", "SUPERSEDE"}
@@ -79,7 +80,8 @@ def _operation(item: dict[str, Any], where: str, handles: dict[str, Memory],
     return PlannedOp(op=op, handle=handle, content=content,
                      category=check_category(item.get("category"), where, limits),
                      importance=check_importance(item.get("importance"), where),
-                     valid_from=check_date(item.get("valid_from"), where, turn_time))
+                     valid_from=check_date(item.get("valid_from"), where, turn_time),
+                     entities=check_entity_names(item.get("entities"), content))
 
 
 def validate_operations(payload: Any, raw_text: str, handles: dict[str, Memory],
@@ -153,7 +155,7 @@ def to_store_ops(plan: Sequence[PlannedOp], handles: dict[str, Memory], *, times
                              importance=0.5 if p.importance is None else p.importance,
                              agent_id=provenance.agent_id, session_id=provenance.session_id,
                              valid_from=p.valid_from or timestamp,
-                             metadata=provenance.metadata(p)))
+                             metadata=provenance.metadata(p), entities=list(p.entities)))
         elif p.op == "UPDATE":
             assert target is not None
             if p.content == target.content and p.category in (None, target.category) \
@@ -161,13 +163,14 @@ def to_store_ops(plan: Sequence[PlannedOp], handles: dict[str, Memory], *, times
                 unchanged.append(MemoryChange("none", target, duplicate=True))
                 continue
             ops.append(UpdateOp(memory_id=target.id, content=p.content, category=p.category,
-                                importance=p.importance,
+                                importance=p.importance, entities=list(p.entities),
                                 metadata=provenance.metadata(p, dict(target.metadata))))
         elif p.op == "SUPERSEDE":
             assert target is not None
             ops.append(SupersedeOp(memory_id=target.id, content=p.content, category=p.category,
                                    importance=p.importance, metadata=provenance.metadata(p),
-                                   valid_from=p.valid_from or timestamp))
+                                   valid_from=p.valid_from or timestamp,
+                                   entities=list(p.entities)))
         else:  # DELETE
             assert target is not None
             ops.append(DeleteOp(memory_id=target.id, reason="forgotten by the memory pipeline"))

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["TimeRange", "parse_query_time"]
+__all__ = ["TimeRange", "asks_when", "mentions_time", "parse_query_time"]
 
 _MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -35,6 +35,24 @@ _AGO = re.compile(r"\b(\d+|an?|one|two|three|four|five|six|seven|eight|nine|ten|
                   r"\s+(day|week|month|year)s?\s+ago\b")
 _RELATIVE = re.compile(r"\b(yesterday|today|tonight|(?:last|this|past)\s+(?:week|month|year|"
                        r"weekend))\b")
+_TIME_MENTION = re.compile(
+    r"\b(?:(?i:yesterday|tomorrow|tonight|ago|recently|lately|last\s+\w+|next\s+\w+|"
+    r"this\s+(?:past\s+)?(?:week|weekend|month|year|morning|summer|winter|spring|fall)|"
+    r"(?:mon|tues|wednes|thurs|fri|satur|sun)day|\d+\s+(?:day|week|month|year)s?)|"
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|"
+    r"December)(?=\s+\d|,?\s+(?:19|20)\d\d)|(?:19|20)\d\d)\b")
+_ASKS_WHEN = re.compile(r"^\W*(?:when|what\s+(?:date|year|month|day|time)|how\s+long|"
+                        r"which\s+(?:year|month|day))\b", re.IGNORECASE)
+
+
+def mentions_time(text: str) -> bool:
+    """Whether ``text`` says when something happened ("yesterday", "last May", "in 2022")."""
+    return _TIME_MENTION.search(text) is not None
+
+
+def asks_when(query: str) -> bool:
+    """Whether ``query`` asks for a time ("When did…", "How long…", "What year…")."""
+    return _ASKS_WHEN.search(query) is not None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from .dates import parse_query_time
+from .dates import asks_when, parse_query_time
+from .entities import entity_bonus, hop_scores, query_entities
 from .fusion import rrf, weighted_fusion
 from .options import SearchOptions
 from .rerank import date_factor, importance_factor, mmr_order, recency_factor
@@ -22,6 +23,7 @@ __all__ = ["CandidatePool", "Facts", "Ranked", "rank"]
 
 _CONTEXT_SEEDS = 20  # the best candidates whose session neighbours are looked up
 _CONTEXT_SPAN = 3  # neighbours are found among memories within this many keys
+_ENTITY_CANDIDATES = 12  # a query entity named by at most this many memories adds them all
 _CONTEXT_REACH = 2  # neighbours up to this many turns away count (question, answer, follow-up)
 
 
@@ -32,6 +34,9 @@ class Facts(NamedTuple):
     valid_from: datetime
     importance: float
     question: bool  # its last sentence asks something (see ``rerank.is_question``)
+    subject: str | None = None  # key of the entity it is about (its speaker), if any
+    mentions: frozenset[str] = frozenset()  # keys of the other entities it names
+    timed: bool = False  # it says when something happened ("yesterday", "in 2022")
 
 
 class Ranked(NamedTuple):
@@ -64,6 +69,14 @@ class CandidatePool(Protocol):
         """Memories of the same session as one of ``pks`` whose key is within ``span``."""
         ...
 
+    def knows_entity(self, key: str) -> bool:
+        """Whether some memory of the user names the entity ``key``."""
+        ...
+
+    def entity_members(self, key: str, limit: int) -> list[int] | None:
+        """The visible memories naming ``key`` (subject or mention); None if over ``limit``."""
+        ...
+
 
 def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
          options: SearchOptions, now: datetime, min_score: float | None) -> list[Ranked]:
@@ -80,6 +93,12 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
     ids = list(dict.fromkeys([*dense, *keyword]))
     if not ids:
         return []
+    wanted = query_entities(query, pool.knows_entity) \
+        if options.entity_weight > 0 or options.hop_weight > 0 else set()
+    for key in sorted(wanted):  # the few memories naming an uncommon entity are candidates
+        ids += [pk for pk in pool.entity_members(key, _ENTITY_CANDIDATES) or ()
+                if pk not in dense and pk not in keyword]
+    ids = list(dict.fromkeys(ids))
     vectors = pool.vectors(ids)
     cosine = dict(zip(ids, (vectors @ vector).tolist()))
     facts = {pk: pool.facts(pk) for pk in ids}
@@ -104,8 +123,21 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
         if options.question_discount > 0:
             relevance = {pk: score * (1.0 - options.question_discount)
                          if pk in questions else score for pk, score in relevance.items()}
+        if options.hop_weight > 0:
+            hops = hop_scores(relevance, lambda pk: facts[pk].mentions, pool.entity_members,
+                              wanted, options.hop_weight)
+            extra = [pk for pk in hops if pk not in cosine]
+            if extra:
+                more = pool.vectors(extra)
+                vectors = np.concatenate([vectors, more])
+                cosine.update(zip(extra, (more @ vector).tolist()))
+                facts.update((pk, pool.facts(pk)) for pk in extra)
+                ids += extra
+            for pk, score in hops.items():
+                relevance[pk] = relevance.get(pk, 0.0) + score
 
     span = parse_query_time(query, now) if options.date_boost > 0 else None
+    when = options.time_boost > 0 and asks_when(query)
     scores = []
     for pk in ids:
         fact = facts[pk]
@@ -116,6 +148,9 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
         if options.importance_weight:
             score *= importance_factor(fact.importance, options.importance_weight)
         score *= date_factor(fact.valid_from, span, options.date_boost)
+        score *= entity_bonus(fact.subject, fact.mentions, wanted, options.entity_weight)
+        if when and fact.timed:
+            score *= 1.0 + options.time_boost
         if min_score is not None and cosine[pk] < min_score:
             score = -np.inf
         scores.append(score)

@@ -1,8 +1,10 @@
 """Ranking options of ``MemoryStore.search``, validated once (no I/O).
 
 Defaults were chosen on the LoCoMo benchmark's tuning conversations and checked on the
-held-out ones (benchmarks/README.md): weighted fusion at 0.5, session context 0.5 (0.7 from
-a question to its answer), questions discounted by 0.15, MMR at lambda 0.7. Recency and
+held-out ones (benchmarks/README.md): weighted fusion at 0.5 over 80 candidates per retriever,
+session context 0.5 (0.7 from a question to its answer), questions discounted by 0.15,
+entities 0.5 (the query's people and names), one entity hop at 0.2, "when" questions
+preferring memories that say when (0.3), MMR at lambda 0.8. Recency and
 importance are off by default: they trade relevance for freshness or salience, a choice only
 the application can make.
 """
@@ -46,6 +48,13 @@ class SearchOptions:
             fact is in the answer.
         date_boost: multiplier bonus for memories said within a time the query names
             ("in May 2023", "last week"); 0 turns query-date parsing off.
+        entity_weight: share of relevance a memory gains when it is about an entity the
+            query names (its speaker); half of it when it only mentions one. 0 turns
+            entity matching off.
+        hop_weight: share of a top candidate's relevance given to the memories one shared,
+            uncommon entity away from it (multi-hop questions); 0 turns the hop off.
+        time_boost: multiplier bonus, for a query asking "when", of memories that say when
+            something happened ("yesterday", "last May"); 0 turns it off.
         mmr: diversify with maximal marginal relevance (``mmr_lambda`` = relevance share);
             on by default (measured), so near-repeats give way to other evidence.
         dedupe_threshold: drop a hit whose cosine to a better hit is at least this (None: off).
@@ -54,7 +63,7 @@ class SearchOptions:
     mode: str = "hybrid"
     fusion: str = "weighted"
     dense_weight: float = 0.5
-    candidates: int = 50
+    candidates: int = 80
     recency_half_life_days: float | None = None
     recency_weight: float = 0.5
     importance_weight: float = 0.0
@@ -62,8 +71,11 @@ class SearchOptions:
     answer_weight: float = 0.7
     question_discount: float = 0.15
     date_boost: float = 0.5
+    entity_weight: float = 0.5
+    hop_weight: float = 0.2
+    time_boost: float = 0.3
     mmr: bool = True
-    mmr_lambda: float = 0.7
+    mmr_lambda: float = 0.8
     dedupe_threshold: float | None = 0.98
 
     def __post_init__(self) -> None:
@@ -72,7 +84,8 @@ class SearchOptions:
         if self.fusion not in FUSIONS:
             raise InvalidInputError(f"fusion must be one of {FUSIONS}", field="fusion")
         for name in ("dense_weight", "recency_weight", "importance_weight", "mmr_lambda",
-                     "context_weight", "answer_weight", "question_discount"):
+                     "context_weight", "answer_weight", "question_discount", "entity_weight",
+                     "hop_weight", "time_boost"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         _check_range("date_boost", self.date_boost, 0.0, 100.0)
         if self.dedupe_threshold is not None:

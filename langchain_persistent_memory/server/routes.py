@@ -191,6 +191,17 @@ async def get_job(job_id: str, ctx: Ctx) -> dict[str, Any]:
     return job
 
 
+@router.get("/v1/users/{user_id:path}/entities", tags=["users"])
+async def user_entities(user_id: str, ctx: Ctx,
+                        include_superseded: bool = False) -> JSONResponse:
+    """The entities a user's memories name, most often named first, with the memory ids."""
+    user_id = check_user_id(user_id)
+    rows = await in_thread(ctx.store.entities, user_id, include_superseded=include_superseded)
+    return JSONResponse({"entities": [
+        {"key": r.key, "name": r.name, "kind": r.kind, "memories": len(r.memory_ids),
+         "subject_of": r.subject_of, "memory_ids": list(r.memory_ids)} for r in rows]})
+
+
 @router.delete("/v1/users/{user_id:path}", tags=["users"])
 async def forget_user(user_id: str, ctx: Ctx) -> dict[str, int]:
     """Erase a user: queued turns first (so none runs afterwards), then every memory."""

@@ -82,6 +82,9 @@ class SearchBody(_Body):
     answer_weight: Number | None = None
     question_discount: Number | None = None
     date_boost: Number | None = None
+    entity_weight: Number | None = None
+    hop_weight: Number | None = None
+    time_boost: Number | None = None
     mmr: StrictBool | None = None
     mmr_lambda: Number | None = None
     dedupe_threshold: Number | None = None

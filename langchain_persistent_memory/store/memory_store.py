@@ -38,6 +38,7 @@ from ..validation import (
     check_limit,
     check_offset,
     check_query_vector,
+    check_user_id,
 )
 from . import reads
 from .async_api import AsyncTwins
@@ -54,6 +55,7 @@ from .engine import (
     sqlite_path,
     truncate_wal,
 )
+from .entity_rows import EntityRow, user_entities
 from .guard import open_only
 from .op_builders import as_add_ops, build_op
 from .partitions import IndexInfo, Partitions, parse_budget
@@ -286,6 +288,15 @@ class MemoryStore(AsyncTwins):
                                    check_limit(limit), check_offset(offset), filters)
 
     @open_only
+    def entities(self, user_id: str, *, include_superseded: bool = False
+                 ) -> builtins.list[EntityRow]:
+        """The entities a user's memories name (most often named first), each with the ids
+        of the memories behind it; superseded memories' links only if asked."""
+        user_id = check_user_id(user_id)
+        with self.engine.connect() as conn:
+            return user_entities(conn, user_id, include_superseded=include_superseded)
+
+    @open_only
     def count(self, user_id: str | None = None, *, include_superseded: bool = False) -> int:
         """Number of memories of one user, or of everyone."""
         return reads.count(self.engine, user_id, include_superseded)
@@ -310,9 +321,10 @@ class MemoryStore(AsyncTwins):
         ``mode`` ("hybrid" default, "dense", "keyword"), ``fusion``, ``dense_weight``,
         ``candidates``, ``recency_half_life_days``, ``recency_weight``,
         ``importance_weight``, ``context_weight``, ``answer_weight``, ``question_discount``,
-        ``date_boost``, ``mmr``, ``mmr_lambda``, ``dedupe_threshold``.
-        ``min_score`` is a floor on cosine similarity in every mode. Each hit carries the
-        ranking ``score`` and, to threshold on, its ``cosine`` and ``keyword_match``.
+        ``date_boost``, ``entity_weight``, ``hop_weight``, ``time_boost``, ``mmr``,
+        ``mmr_lambda``, ``dedupe_threshold``. ``min_score`` is a floor on cosine similarity
+        in every mode. Each hit carries the ranking ``score`` and, to threshold on, its
+        ``cosine`` and ``keyword_match``.
         """
         options, filters = SearchOptions.split(filters)
         user_id, k, parsed, min_score = search_args(query, user_id, k, include_superseded,

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..entities import extract_entities
 from ..errors import EmbeddingMismatchError, InvalidInputError
+from ..retrieval.dates import mentions_time
 from ..retrieval.hybrid import Facts
 from ..retrieval.rerank import is_question
 from .index import VectorPartition, best_first
@@ -75,6 +77,7 @@ class UserPartition:
         self.facts: dict[int, Facts] = {}
         self.is_current: dict[int, bool] = {}
         self.by_digest: dict[str, int] = {}  # content hash -> pk, current memories
+        self.by_entity: dict[str, set[int]] = {}  # entity key -> memories naming it
         self.lock = threading.RLock()
 
     def upsert(self, rows: Iterable[LoadedRow]) -> None:
@@ -96,7 +99,14 @@ class UserPartition:
             analysed = analyse_many([r[2] for r in rows])
             for (pk, session, content, when, importance, current, digest, _), stats in zip(
                     rows, analysed):
-                self.facts[pk] = Facts(session, when, importance, is_question(content))
+                found = extract_entities(content)
+                subject = found[0].key if found and found[0].subject else None
+                self.facts[pk] = Facts(session, when, importance, is_question(content),
+                                       subject, frozenset(e.key for e in found
+                                                          if not e.subject),
+                                       mentions_time(content))
+                for entity in found:
+                    self.by_entity.setdefault(entity.key, set()).add(pk)
                 self.is_current[pk] = current
                 self.keywords.add(pk, stats)
                 if current:
@@ -111,7 +121,14 @@ class UserPartition:
             self.superseded.remove(np.asarray(gone, dtype=np.int64))
             self.keywords.remove(gone)
             for pk in gone:
-                del self.facts[pk]
+                fact = self.facts.pop(pk)
+                for key in fact.mentions if fact.subject is None else \
+                        (fact.subject, *fact.mentions):
+                    holders = self.by_entity.get(key)
+                    if holders is not None:
+                        holders.discard(pk)
+                        if not holders:
+                            del self.by_entity[key]
                 del self.is_current[pk]
             if self.by_digest:
                 dropped = set(gone)
@@ -225,6 +242,15 @@ class PartitionView:
                         and self.visible(near):
                     out.append(near)
         return list(dict.fromkeys(out))
+
+    def knows_entity(self, key: str) -> bool:
+        return key in self._part.by_entity
+
+    def entity_members(self, key: str, limit: int) -> list[int] | None:
+        holders = self._part.by_entity.get(key, ())
+        if len(holders) > limit:
+            return None
+        return sorted(pk for pk in holders if self.visible(pk))
 
 
 class Partitions:

@@ -38,9 +38,11 @@ from ..errors import EmbeddingMismatchError, SchemaVersionError
 __all__ = [
     "SCHEMA_VERSION",
     "add_meta",
+    "entities",
     "first_version",
     "history",
     "memories",
+    "memory_entities",
     "meta",
     "metadata_obj",
     "migrate",
@@ -133,6 +135,28 @@ users = Table(
     Column("version", BigInteger, nullable=False),
 )
 
+# Entities a user's memories name (issue #16): one row per user and folded key, and one
+# link per memory and entity. Both are functions of the memories' text (the local extractor,
+# ``entities.extract_entities``), written in the memory's own transaction and removed with it.
+entities = Table(
+    "lpm_entities",
+    metadata_obj,
+    Column("user_id", String(256), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("kind", String(16), nullable=False),
+)
+
+memory_entities = Table(
+    "lpm_memory_entities",
+    metadata_obj,
+    Column("memory_pk", BigInteger, primary_key=True),
+    Column("entity_key", String(256), primary_key=True),
+    Column("user_id", String(256), nullable=False),
+    Column("subject", Integer, nullable=False),  # 1: the memory is about it (its speaker)
+    Index("ix_lpm_memory_entities_user_key", "user_id", "entity_key"),
+)
+
 # v1-v3 only: the global change log and its keyword indexes, dropped by v4.
 _changes = Table(
     "lpm_changes",
@@ -143,7 +167,7 @@ _changes = Table(
     Column("op", String(8), nullable=False),
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 Migration = Callable[[Connection], None]
 
@@ -224,8 +248,24 @@ def first_version() -> int:
     return time.time_ns() // 1000
 
 
+def _v5_entities(conn: Connection) -> None:
+    """Entity tables (issue #16), filled from the stored memories' text."""
+    from .entity_rows import link_memories  # the extractor's writes; no cycle at import
+
+    metadata_obj.create_all(conn, tables=[entities, memory_entities])
+    conn.execute(memory_entities.delete())  # a rebuild: whatever was there is derived again
+    conn.execute(entities.delete())
+    rows = conn.execute(select(memories.c.pk, memories.c.user_id, memories.c.content)
+                        .order_by(memories.c.user_id, memories.c.pk)).all()
+    by_user: dict[str, list[tuple[int, str]]] = {}
+    for pk, user_id, content in rows:
+        by_user.setdefault(user_id, []).append((pk, content))
+    for user_id, texts in by_user.items():
+        link_memories(conn, user_id, texts)
+
+
 # MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5_entities]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

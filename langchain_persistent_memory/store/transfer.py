@@ -36,6 +36,7 @@ from ..errors import EmbeddingMismatchError, InvalidInputError
 from ..validation import check_embeddings, check_user_id
 from .embedding import normalize_rows
 from .engine import is_sqlite, run_write
+from .entity_rows import link_memories
 from .files import atomic_write
 from .rows import encode_vector
 from .schema import history, memories, read_meta, write_meta
@@ -255,6 +256,17 @@ def _fill_vectors(store: Writer, mems: list[MemoryRecord]) -> None:
         m.values["embedding"] = encode_vector(m.vector)
 
 
+def _link_imported(conn: Connection, ids: list[str]) -> None:
+    """Entities of imported memories: derived from their text, like every add's."""
+    by_user: dict[str, list[tuple[int, str]]] = {}
+    for pk, user_id, content in conn.execute(
+            select(memories.c.pk, memories.c.user_id, memories.c.content)
+            .where(memories.c.id.in_(ids)).order_by(memories.c.pk)):
+        by_user.setdefault(user_id, []).append((pk, content))
+    for user_id, texts in by_user.items():
+        link_memories(conn, user_id, texts)
+
+
 def _write_chunk(store: Writer, mems: list[MemoryRecord],
                  events: list[dict[str, Any]]) -> int:
     """One transaction: rows, their history and their users' versions; then partitions."""
@@ -269,6 +281,7 @@ def _write_chunk(store: Writer, mems: list[MemoryRecord],
         versions = {u: bump_version(conn, u) for u in touched}
         if mems:
             conn.execute(insert(memories), [m.values for m in mems])
+            _link_imported(conn, [m.values["id"] for m in mems])
         if events:
             conn.execute(insert(history), events)
         return Committed(versions, [Change(u, 0, "other") for u in touched])

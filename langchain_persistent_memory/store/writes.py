@@ -35,9 +35,10 @@ from ..validation import (
     content_hash,
     to_utc,
 )
+from .entity_rows import check_names, link_memories, purge_entities, unlink_memories
 from .reader import LoadedRow
 from .rows import MEMORY_COLUMNS, construct_memory, encode_vector, raw_memory, row_to_memory
-from .schema import first_version, history, memories, users
+from .schema import entities, first_version, history, memories, memory_entities, users
 
 __all__ = ["Applied", "Change", "Committed", "PreparedOp", "bump_version", "execute_ops",
            "prepare_ops", "purge_user"]
@@ -55,6 +56,7 @@ class PreparedOp:
     fields: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
     vector: np.ndarray | None = None
+    names: tuple[str, ...] = ()  # entity names given with the operation
 
 
 @dataclass
@@ -114,6 +116,7 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
                     "valid_from": to_utc(op.valid_from, "valid_from"),
                 },
                 vector=None if op.embedding is None else check_embedding(op.embedding),
+                names=check_names(op.entities),
             ))
         elif isinstance(op, UpdateOp):
             fields: dict[str, Any] = {}
@@ -127,7 +130,8 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
             if text is None and not fields:
                 raise InvalidInputError("update needs at least one field to change")
             prepared.append(PreparedOp(kind="update", memory_id=check_id(op.memory_id, "id"),
-                                       text=text, fields=fields))
+                                       text=text, fields=fields,
+                                       names=check_names(op.entities)))
         elif isinstance(op, SupersedeOp):
             fields = {"valid_from": to_utc(op.valid_from, "valid_from")}
             if op.category is not None:
@@ -139,6 +143,7 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
             prepared.append(PreparedOp(
                 kind="supersede", memory_id=check_id(op.memory_id, "id"),
                 text=check_content(op.content, max_chars=max_chars), fields=fields,
+                names=check_names(op.entities),
             ))
         elif isinstance(op, DeleteOp):
             prepared.append(PreparedOp(kind="delete", memory_id=check_id(op.memory_id, "id"),
@@ -232,6 +237,9 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                               embedding=encode_vector(vec))
             values["updated_at"] = now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(**values))
+            if vec is not None:
+                unlink_memories(conn, row.user_id, [row.pk])
+                link_memories(conn, row.user_id, [(row.pk, str(op.text))], {row.pk: op.names})
             _event(conn, row.id, row.user_id, EventType.UPDATE, now, row.content,
                    op.text if op.text is not None else row.content,
                    {k: v for k, v in op.fields.items() if k != "metadata"})
@@ -254,6 +262,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                                     op.digest)
             [pk] = _insert(conn, memories, {**{k: [v] for k, v in values.items()},
                                             "embedding": [encode_vector(vec)]})
+            link_memories(conn, row.user_id, [(pk, op.text)], {pk: op.names})
             ended = fields.get("valid_from") or now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(
                 valid_to=ended, superseded_by=values["id"], updated_at=now))
@@ -272,6 +281,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             row = _load_owned(conn, op.memory_id, user_id)
             before = row_to_memory(row)
             conn.execute(delete(memories).where(memories.c.pk == row.pk))
+            unlink_memories(conn, row.user_id, [row.pk])
             _event(conn, row.id, row.user_id, EventType.DELETE, now, row.content, None,
                    {"reason": op.reason} if op.reason else {})
             pending.append(Change(row.user_id, row.pk, "delete"))
@@ -294,7 +304,14 @@ v AS (INSERT INTO {users.name} (user_id, version) SELECT :user_id, :first FROM g
       RETURNING version),
 logged AS (INSERT INTO {history.name} (memory_id, user_id, event, old_content, new_content,
                                        created_at, metadata)
-           SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone)
+           SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone),
+links AS (DELETE FROM {memory_entities.name} WHERE user_id = :user_id
+          AND memory_pk IN (SELECT pk FROM gone) RETURNING entity_key),
+orphans AS (DELETE FROM {entities.name} e WHERE e.user_id = :user_id
+            AND e.key IN (SELECT entity_key FROM links)
+            AND NOT EXISTS (SELECT 1 FROM {memory_entities.name} l
+                            WHERE l.user_id = :user_id AND l.entity_key = e.key
+                            AND l.memory_pk NOT IN (SELECT pk FROM gone)))
 SELECT v.version, gone.* FROM gone CROSS JOIN v""")
 
 
@@ -329,6 +346,7 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
             raise InvalidInputError("a memory with that id already exists", field="id")
 
     fresh: list[tuple[dict[str, Any], np.ndarray]] = []
+    names: list[tuple[str, ...]] = []
     ids = iter(new_memory_ids(sum(op.memory_id is None for _, op in adds)))
     for i, op in adds:
         assert op.text is not None and op.digest is not None
@@ -341,12 +359,15 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
         known[key] = construct_memory(values)
         results[i] = Applied("add", known[key])
         fresh.append((values, op.vector if op.vector is not None else vectors[h]))
+        names.append(op.names)
     if not fresh:
         return []
     count = len(fresh)
     cols = {name: [v[name] for v, _ in fresh] for name in _INSERTED}
     cols["embedding"] = [encode_vector(vec) for _, vec in fresh]
     pks = _insert(conn, memories, cols)
+    link_memories(conn, user_id, zip(pks, cols["content"]),
+                  {pk: given for pk, given in zip(pks, names) if given})
     _insert(conn, history, {
         "memory_id": cols["id"], "user_id": [user_id] * count,
         "event": [EventType.ADD.value] * count, "old_content": [None] * count,
@@ -491,6 +512,7 @@ def purge_user(conn: Connection, user_id: str) -> int:
                          .where(memories.c.user_id == user_id)).scalar_one()
     conn.execute(delete(memories).where(memories.c.user_id == user_id))
     conn.execute(delete(history).where(history.c.user_id == user_id))
+    purge_entities(conn, user_id)
     conn.execute(delete(users).where(users.c.user_id == user_id))
     return int(count)
 

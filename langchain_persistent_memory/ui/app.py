@@ -25,6 +25,8 @@ from langchain_persistent_memory.ui.logic import (
     COLUMN_WIDTHS,
     apply_edit,
     category_counts,
+    entities_frame,
+    entity_memories,
     hit_markdown,
     lineage,
     md_escape,
@@ -163,6 +165,23 @@ def _edit_form(store: MemoryStore, memory: Memory) -> None:
                 st.rerun()
 
 
+def _entities_tab(store: MemoryStore, user: str, show_old: bool,
+                  memories: list[Memory]) -> None:
+    rows = store.entities(user, include_superseded=show_old)
+    if not rows:
+        st.info("No entities yet: names, people and titles in memories show here.")
+        return
+    st.dataframe(entities_frame(rows), hide_index=True, width="stretch")
+    by_key = {r.key: r for r in rows}
+    key = st.selectbox("Entity", list(by_key), key="entity",
+                       format_func=lambda k: f"{by_key[k].name} ({len(by_key[k].memory_ids)})")
+    for memory in entity_memories(by_key[key], memories):
+        text, link = st.columns([12, 1], vertical_alignment="center")
+        text.markdown(f"- {md_escape(memory_label(memory))}")
+        link.button("Details", key=f"entity-{memory.id}", on_click=_open_details,
+                    args=(memory.id,), help="Open this memory with its history")
+
+
 def _charts_tab(memories: list[Memory]) -> None:
     left, right = st.columns(2)
     with left:
@@ -198,7 +217,8 @@ def main() -> None:
     cols[1].metric("Superseded", counts["superseded"])
     cols[2].metric("Categories", counts["categories"])
     # Stateful tabs (on_change="rerun"), so a search hit can switch to its details.
-    tabs = st.tabs(["Memories", "Search", _DETAILS, "Charts"], key="tab", on_change="rerun")
+    tabs = st.tabs(["Memories", "Search", _DETAILS, "Entities", "Charts"], key="tab",
+                   on_change="rerun")
     with tabs[0]:
         _memories_tab(memories)
     with tabs[1]:
@@ -208,6 +228,8 @@ def main() -> None:
     with tabs[2]:
         _details_tab(store, everything)  # a link may lead to a superseded memory
     with tabs[3]:
+        _entities_tab(store, user, show_old, memories)
+    with tabs[4]:
         _charts_tab(memories)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import InvalidInputError
 from ..models import Memory, MemoryEvent
-from ..store import MemoryStore
+from ..store import EntityRow, MemoryStore
 
 __all__ = [
     "COLUMN_WIDTHS",
@@ -23,6 +23,8 @@ __all__ = [
     "NO_CATEGORY",
     "apply_edit",
     "category_counts",
+    "entities_frame",
+    "entity_memories",
     "hit_markdown",
     "lineage",
     "md_escape",
@@ -189,3 +191,16 @@ def apply_edit(store: MemoryStore, memory: Memory, *, content: str, category: st
                                **changes)
     return store.update(memory.id, user_id=memory.user_id, **changes)
 
+
+def entities_frame(rows: Sequence[EntityRow]) -> pd.DataFrame:
+    """The entities table: name, kind, how many memories name it and are about it."""
+    return pd.DataFrame({"entity": [r.name for r in rows], "kind": [r.kind for r in rows],
+                         "memories": [len(r.memory_ids) for r in rows],
+                         "about": [r.subject_of for r in rows]},
+                        columns=["entity", "kind", "memories", "about"])
+
+
+def entity_memories(row: EntityRow, memories: Sequence[Memory]) -> list[Memory]:
+    """The memories behind one entity, in the order the page lists memories."""
+    wanted = set(row.memory_ids)
+    return [m for m in memories if m.id in wanted]

@@ -1,0 +1,107 @@
+"""A local, rule-based entity extractor: who and what a memory is about, with no model.
+
+Raw mode (no chat model) stores text as said, so entities come from the text's form:
+
+* a leading ``"Name: ..."`` (a chat transcript's speaker) is the memory's **subject** — the
+  person the memory is about, so "What does Melanie do to relax?" prefers Melanie's own
+  words over Caroline's "Thanks, Melanie!";
+* capitalised words and runs of them that do not start a sentence ("Sweden", "Dr. Seuss",
+  "LGBTQ support group" gives "LGBTQ") are **names**, and a possessive "Melanie's" even
+  when it does;
+* a quoted title (``"Charlotte's Web"``) is a **title**.
+
+Keys are folded to lower case so "Sweden" and "sweden" are one entity. Pure code, no I/O:
+the store runs it on every stored text, so entity links are a function of the rows in SQL.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import NamedTuple
+
+__all__ = ["ENTITY_KINDS", "Entity", "entity_key", "extract_entities"]
+
+ENTITY_KINDS = ("person", "name", "title")
+_MAX_ENTITIES = 24  # per memory: a pasted list of names is not 200 entities
+_SPEAKER = re.compile(r"^\s*([A-Z][\w.'-]{0,40}(?: [A-Z][\w.'-]{0,40}){0,2})\s*:\s")
+_QUOTED = re.compile(r"[\"\u201c]([^\"\u201d\n]{2,60})[\"\u201d]")
+_NAME_WORD = r"(?:(?:Dr|Mr|Mrs|Ms|St|Mt|Jr|Prof)\.|[A-Z][\w'-]*)"  # "Dr." keeps its dot
+_CAPITALISED = re.compile(
+    rf"\b({_NAME_WORD}(?:[ \t]+(?:of[ \t]+|the[ \t]+|de[ \t]+)?{_NAME_WORD})*)")
+_SENTENCE_MARKS = ".!?\n\"\u201c:"
+# Capitalised words that are no entity: sentence openers, pronouns, weekdays and months
+# (times are handled by ``valid_from`` and query dates), interjections.
+_NOT_NAMES_TEXT = """
+    i i'm i've i'd i'll im ive a an the and but or so yes no yeah yep nope ok okay oh hey hi
+    hello wow thanks thank thx sure well also just really great awesome cool nice good glad
+    sorry congrats congratulations haha lol omg what when where who why how which that this
+    these those there here it it's its he she they we you my your our their his her me us them
+    monday tuesday wednesday thursday friday saturday sunday january february march april may
+    june july august september october november december today tomorrow yesterday mr mrs ms dr
+    is are was were do does did have has had can could would should will if then as at by for
+    from in into of on to with not all any some every each both my mine let let's bye
+"""
+_NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
+
+
+class Entity(NamedTuple):
+    """One entity mention: its display ``name``, folded ``key`` and ``kind``.
+
+    ``subject`` is True for the memory's speaker (the person the memory is about).
+    """
+
+    name: str
+    key: str
+    kind: str
+    subject: bool = False
+
+
+def entity_key(name: str) -> str:
+    """The folded form names are matched by: lower case, no diacritics, single spaces,
+    no possessive ``'s`` and no surrounding punctuation."""
+    folded = unicodedata.normalize("NFKD", name.strip().lower())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = re.sub(r"['\u2019]s\b", "", folded)
+    return " ".join(re.sub(r"[^\w\s-]", " ", folded).split())
+
+
+def _starts_sentence(text: str, at: int) -> bool:
+    """Whether the word at ``at`` opens a sentence (only the spaces before it are read, so
+    a long text costs linear time)."""
+    while at > 0 and text[at - 1] in " \t":
+        at -= 1
+    return at == 0 or text[at - 1] in _SENTENCE_MARKS
+
+
+def extract_entities(text: str) -> list[Entity]:
+    """The entities ``text`` mentions, subject first, each key once."""
+    found: dict[str, Entity] = {}
+
+    def keep(name: str, kind: str, subject: bool = False) -> None:
+        key = entity_key(name)
+        if key and key not in found and len(found) < _MAX_ENTITIES and \
+                key not in _NOT_NAMES and not key.isdigit():
+            found[key] = Entity(name.strip(), key, kind, subject)
+
+    body = text
+    if m := _SPEAKER.match(text):
+        keep(m.group(1), "person", subject=True)
+        body = text[m.end():]
+    for m in _QUOTED.finditer(body):
+        if any(c.isalpha() for c in m.group(1)):
+            keep(m.group(1), "title")
+    for m in _CAPITALISED.finditer(body):
+        words = m.group(1).rstrip(".").split()
+        # A sentence's first word is capitalised anyway: a lone one is no name ("Researching
+        # adoption agencies"); common words are dropped from either end ("Thanks Melanie").
+        if len(words) == 1 and _starts_sentence(body, m.start()) and \
+                not words[0].endswith(("'s", "\u2019s")):
+            continue  # unless possessive: "Melanie's kids"
+        while words and words[0].lower() in _NOT_NAMES:
+            words = words[1:]
+        while words and words[-1].lower() in _NOT_NAMES:
+            words = words[:-1]
+        if words:
+            keep(" ".join(words), "name")
+    return list(found.values())
