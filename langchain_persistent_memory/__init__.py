@@ -13,6 +13,7 @@ from .errors import (
     MemoryNotFoundError,
     PersistentMemoryError,
     SchemaVersionError,
+    ScopeConflictError,
     ServiceError,
     StoreClosedError,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "PipelinePrompts",
     "ProcessResult",
     "SchemaVersionError",
+    "ScopeConflictError",
     "ScoredMemory",
     "ServiceError",
     "StoreClosedError",

@@ -5,7 +5,8 @@ subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` 
 
     PersistentMemoryError
     ├── InvalidInputError (ValueError)      bad argument; nothing was written
-    │   └── StoreClosedError                 the store was closed (also mid-call)
+    │   ├── StoreClosedError                 the store was closed (also mid-call)
+    │   └── ScopeConflictError               two sources name different users for one call
     ├── MemoryNotFoundError (KeyError)       no memory with that id (for that user)
     ├── EmbeddingMismatchError (ValueError)  store was built with another embedding model
     ├── EmbeddingModelError (ValueError)     the embedding model returned unusable vectors
@@ -28,6 +29,7 @@ __all__ = [
     "PersistentMemoryError",
     "SchemaVersionError",
     "ServiceError",
+    "ScopeConflictError",
     "StoreClosedError",
 ]
 
@@ -50,6 +52,16 @@ class InvalidInputError(PersistentMemoryError, ValueError):
 
 class StoreClosedError(InvalidInputError):
     """The store is closed: a call made after ``close()``, or one still running when it was."""
+
+
+class ScopeConflictError(InvalidInputError):
+    """Two sources name different users for one call (a retriever built for one user and a
+    run config naming another): refused instead of silently answering for either."""
+
+    def __init__(self, message: str, *, expected: str, given: str) -> None:
+        super().__init__(message, field="user_id")
+        self.expected = expected
+        self.given = given
 
 
 class MemoryNotFoundError(PersistentMemoryError, KeyError):

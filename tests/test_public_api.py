@@ -21,7 +21,7 @@ EXPECTED = {
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",
     "MemoryToolErrorMiddleware", "Operation", "PersistentMemory", "PersistentMemoryBlock",
     "PersistentMemoryError", "PersistentStore", "PipelinePrompts", "ProcessResult",
-    "SchemaVersionError", "ScoredMemory", "ServiceError", "StoreClosedError", "SupersedeOp",
+    "SchemaVersionError", "ScopeConflictError", "ScoredMemory", "ServiceError", "StoreClosedError", "SupersedeOp",
     "TurnProcessor", "UpdateOp", "__version__", "create_memory_tools", "default_database_url",
 }
 
