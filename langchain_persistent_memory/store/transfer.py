@@ -153,6 +153,7 @@ def _validate(store: Writer, lines: Iterator[str], user_id: str | None,
     header: Header | None = None
     owner: dict[str, str] = {}  # memory id -> user, for memory lines (all users)
     event_ids: dict[str, str] = {}
+    links: list[tuple[int, str, str, str]] = []  # line, memory, its user, superseded_by
     counts = {"memory": 0, "event": 0}
     dim: int | None = None
     for lineno, kind, record in records(lines, store.max_chars):
@@ -168,6 +169,8 @@ def _validate(store: Writer, lines: Iterator[str], user_id: str | None,
                 raise bad_line(lineno, f"memory {mid!r} and its events name different users",
                            "user_id")
             owner[mid] = uid
+            if record.values.get("superseded_by"):
+                links.append((lineno, mid, uid, record.values["superseded_by"]))
             if record.vector is not None:
                 assert header is not None  # records yields the header first
                 dim = _check_vector_source(store, header, record.vector, dim, lineno)
@@ -184,10 +187,28 @@ def _validate(store: Writer, lines: Iterator[str], user_id: str | None,
     wanted = sorted({mid for mid, uid in [*owner.items(), *event_ids.items()]
                      if user_id is None or uid == user_id})
     with store.engine.connect() as conn:
+        _check_links(conn, links, owner)
         taken = _existing_ids(conn, wanted)
     if taken and on_conflict == "error":
         raise _conflict(sorted(taken), owner)
     return taken
+
+
+def _check_links(conn: Connection, links: list[tuple[int, str, str, str]],
+                 owner: dict[str, str]) -> None:
+    """A memory may only be superseded by a memory of its own user (in the file or the
+    store): a link across users would show one user's fact in another's lineage."""
+    known = dict(owner)
+    outside = sorted({target for _, _, _, target in links if target not in owner})
+    for start in range(0, len(outside), _DB_BATCH):
+        chunk = outside[start:start + _DB_BATCH]
+        known.update(conn.execute(select(memories.c.id, memories.c.user_id)
+                                  .where(memories.c.id.in_(chunk))).tuples().all())
+    for lineno, mid, uid, target in links:
+        if known.get(target, uid) != uid:
+            raise bad_line(lineno, f"memory {mid!r} of user {uid!r} is superseded_by "
+                           f"{target!r}, a memory of another user; nothing was imported",
+                           "superseded_by")
 
 
 def _conflict(taken: list[str], owner: dict[str, str]) -> InvalidInputError:
