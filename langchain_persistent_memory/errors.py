@@ -28,8 +28,8 @@ __all__ = [
     "MemoryNotFoundError",
     "PersistentMemoryError",
     "SchemaVersionError",
-    "ServiceError",
     "ScopeConflictError",
+    "ServiceError",
     "StoreClosedError",
 ]
 

@@ -21,7 +21,8 @@ EXPECTED = {
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",
     "MemoryToolErrorMiddleware", "Operation", "PersistentMemory", "PersistentMemoryBlock",
     "PersistentMemoryError", "PersistentStore", "PipelinePrompts", "ProcessResult",
-    "SchemaVersionError", "ScopeConflictError", "ScoredMemory", "ServiceError", "StoreClosedError", "SupersedeOp",
+    "SchemaVersionError", "ScopeConflictError", "ScoredMemory", "ServiceError",
+    "StoreClosedError", "SupersedeOp",
     "TurnProcessor", "UpdateOp", "__version__", "create_memory_tools", "default_database_url",
 }
 

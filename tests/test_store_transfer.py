@@ -388,7 +388,7 @@ def test_import_refuses_a_supersession_link_to_another_users_memory(
         store.forget_user("bob")
     before = db_fingerprint(store)
     forged = "".join(json.dumps(line) + "\n" for line in lines)
-    with pytest.raises(InvalidInputError, match="superseded_by .* another user") as caught:
+    with pytest.raises(InvalidInputError, match=r"superseded_by .* another user") as caught:
         store.import_jsonl(io.StringIO(forged))
     assert caught.value.field == "superseded_by"
     assert db_fingerprint(store) == before

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, func, select
 
 from ..errors import MemoryNotFoundError
 from ..models import Memory, MemoryEvent
+from ..scopes import NAMESPACE_PREFIX
 from ..validation import check_id, check_user_id
 from .filters import SearchFilters, build_filter_query
 from .rows import MEMORY_COLUMNS, row_to_event, row_to_memory
@@ -18,6 +19,7 @@ __all__ = ["count", "get", "history_of", "list_memories", "table_counts", "user_
 
 def get(engine: Engine, memory_id: str, user_id: str | None, with_embedding: bool) -> Memory:
     memory_id = check_id(memory_id, "memory_id")
+    user_id = None if user_id is None else check_user_id(user_id)
     cols = list(memories.c) if with_embedding else MEMORY_COLUMNS
     with engine.connect() as conn:
         row = conn.execute(select(*cols).where(memories.c.id == memory_id)).first()
@@ -28,6 +30,7 @@ def get(engine: Engine, memory_id: str, user_id: str | None, with_embedding: boo
 
 def history_of(engine: Engine, memory_id: str, user_id: str | None) -> list[MemoryEvent]:
     memory_id = check_id(memory_id, "memory_id")
+    user_id = None if user_id is None else check_user_id(user_id)
     with engine.connect() as conn:
         rows = conn.execute(select(history).where(history.c.memory_id == memory_id)
                             .order_by(history.c.id)).all()
@@ -57,9 +60,14 @@ def count(engine: Engine, user_id: str | None, include_superseded: bool) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+_USERS_ONLY = ~memories.c.user_id.startswith(NAMESPACE_PREFIX, autoescape=True)
+
+
 def user_ids(engine: Engine) -> list[str]:
+    """Users only: LangGraph namespaces are another scope kind (see ``scopes``)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(memories.c.user_id).distinct().order_by(memories.c.user_id))
+        rows = conn.execute(select(memories.c.user_id).distinct().where(_USERS_ONLY)
+                            .order_by(memories.c.user_id))
         return [r[0] for r in rows]
 
 
@@ -69,7 +77,8 @@ def table_counts(engine: Engine) -> dict[str, int]:
         total = conn.execute(select(func.count()).select_from(memories)).scalar_one()
         current = conn.execute(select(func.count()).select_from(memories)
                                .where(memories.c.valid_to.is_(None))).scalar_one()
-        users = conn.execute(select(func.count(memories.c.user_id.distinct()))).scalar_one()
+        users = conn.execute(select(func.count(memories.c.user_id.distinct()))
+                             .where(_USERS_ONLY)).scalar_one()
         events = conn.execute(select(func.count()).select_from(history)).scalar_one()
     return {"memories": int(current), "superseded": int(total - current),
             "users": int(users), "history_events": int(events)}
