@@ -18,10 +18,37 @@ __all__ = [
     "Memory",
     "MemoryEvent",
     "Operation",
+    "Origin",
+    "Provenance",
     "ScoredMemory",
     "SupersedeOp",
     "UpdateOp",
 ]
+
+
+Origin = Literal["pipeline", "tool", "api", "import", "cli", "ui"]
+
+
+class Provenance(BaseModel):
+    """Where a write came from: kept with every history event (``lpm_provenance``).
+
+    ``origin`` names the path (a pipeline turn, an agent's tool call, a direct API call, an
+    import, the CLI or the UI); ``roles`` and ``positions`` name the turn's messages the
+    ``evidence`` was found in; ``trust`` is ``"user"`` when the user's own words carry the
+    fact, ``"low"`` when an application let other roles' text in.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    origin: Origin = "api"
+    roles: list[str] = Field(default_factory=list)
+    positions: list[int] = Field(default_factory=list)
+    evidence: str | None = None
+    session_id: str | None = None
+    agent_id: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+    trust: str | None = None
 
 
 class Memory(BaseModel):
@@ -106,6 +133,7 @@ class MemoryEvent(BaseModel):
     new_content: str | None = None
     created_at: datetime
     metadata: dict[str, Any] = Field(default_factory=dict)
+    provenance: Provenance | None = None  # None: written before provenance was recorded
 
 
 class AddOp(BaseModel):
@@ -121,6 +149,7 @@ class AddOp(BaseModel):
     valid_from: datetime | None = None
     id: str | None = None
     embedding: list[float] | None = Field(default=None, repr=False)
+    provenance: Provenance | None = None
 
 
 class UpdateOp(BaseModel):
@@ -132,6 +161,7 @@ class UpdateOp(BaseModel):
     category: str | None = None
     importance: Any = None
     metadata: Any = None
+    provenance: Provenance | None = None
 
 
 class SupersedeOp(BaseModel):
@@ -144,6 +174,7 @@ class SupersedeOp(BaseModel):
     importance: Any = None
     metadata: Any = None
     valid_from: datetime | None = None
+    provenance: Provenance | None = None
 
 
 class DeleteOp(BaseModel):
@@ -152,6 +183,7 @@ class DeleteOp(BaseModel):
     kind: Literal["delete"] = "delete"
     memory_id: str
     reason: str | None = None
+    provenance: Provenance | None = None
 
 
 Operation = AddOp | UpdateOp | SupersedeOp | DeleteOp

@@ -28,6 +28,7 @@ from ..models import (
     Memory,
     MemoryEvent,
     Operation,
+    Provenance,
     ScoredMemory,
     SupersedeOp,
     UpdateOp,
@@ -209,8 +210,10 @@ class MemoryStore(AsyncTwins):
     def add(self, content: str, *, user_id: str, agent_id: str | None = None,
             session_id: str | None = None, category: str | None = None,
             importance: float = 0.5, metadata: dict[str, Any] | None = None,
-            valid_from: datetime | None = None) -> Memory:
+            valid_from: datetime | None = None,
+            provenance: Provenance | None = None) -> Memory:
         """Remember one fact for a user and return it (the existing one if identical).
+        ``provenance`` says where it came from (default: a direct API call).
 
         Raises:
             InvalidInputError: blank/non-string/oversized content, bad user id, importance
@@ -218,7 +221,7 @@ class MemoryStore(AsyncTwins):
         """
         op = build_op(AddOp, content=content, category=category, importance=importance,
                       metadata=metadata, agent_id=agent_id, session_id=session_id,
-                      valid_from=valid_from)
+                      valid_from=valid_from, provenance=provenance)
         return self.apply([op], user_id=user_id)[0].memory
 
     def add_many(self, items: Sequence[str | dict[str, Any] | AddOp], *,
@@ -232,27 +235,30 @@ class MemoryStore(AsyncTwins):
 
     def update(self, memory_id: str, *, content: str | None = None,
                category: str | None = None, importance: float | None = None,
-               metadata: dict[str, Any] | None = None, user_id: str | None = None) -> Memory:
+               metadata: dict[str, Any] | None = None, user_id: str | None = None,
+               provenance: Provenance | None = None) -> Memory:
         """Change a memory in place (same fact, refined). History keeps the old text."""
         op = build_op(UpdateOp, memory_id=memory_id, content=content, category=category,
-                      importance=importance, metadata=metadata)
+                      importance=importance, metadata=metadata, provenance=provenance)
         return self.apply([op], user_id=user_id)[0].memory
 
     def supersede(self, memory_id: str, content: str, *, user_id: str | None = None,
                   category: str | None = None, importance: float | None = None,
                   metadata: dict[str, Any] | None = None,
-                  valid_from: datetime | None = None) -> Memory:
+                  valid_from: datetime | None = None,
+                  provenance: Provenance | None = None) -> Memory:
         """Record that a fact stopped being true: the old row keeps ``valid_to``; returns
         the new memory."""
         op = build_op(SupersedeOp, memory_id=memory_id, content=content, category=category,
-                      importance=importance, metadata=metadata, valid_from=valid_from)
+                      importance=importance, metadata=metadata, valid_from=valid_from,
+                      provenance=provenance)
         return self.apply([op], user_id=user_id)[0].memory
 
     def delete(self, memory_id: str, *, user_id: str | None = None,
-               reason: str | None = None) -> Memory:
+               reason: str | None = None, provenance: Provenance | None = None) -> Memory:
         """Remove a memory from SQL and the index at once; returns what was deleted."""
-        return self.apply([build_op(DeleteOp, memory_id=memory_id, reason=reason)],
-                          user_id=user_id)[0].memory
+        return self.apply([build_op(DeleteOp, memory_id=memory_id, reason=reason,
+                                    provenance=provenance)], user_id=user_id)[0].memory
 
     @open_only
     def forget_user(self, user_id: str) -> int:
@@ -265,17 +271,19 @@ class MemoryStore(AsyncTwins):
     # ------------------------------------------------------------------ reads
     @open_only
     def get(self, memory_id: str, *, user_id: str | None = None,
-            with_embedding: bool = False) -> Memory:
-        """One memory by id (scoped to ``user_id`` when given).
+            with_embedding: bool = False, with_provenance: bool = False) -> Memory:
+        """One memory by id (scoped to ``user_id`` when given); ``with_provenance`` fills
+        ``Memory.provenance`` (where its text came from).
 
         Raises:
             MemoryNotFoundError: no such id, or it belongs to another user.
         """
-        return reads.get(self.engine, memory_id, user_id, with_embedding)
+        return reads.get(self.engine, memory_id, user_id, with_embedding, with_provenance)
 
     @open_only
     def history(self, memory_id: str, *, user_id: str | None = None) -> list[MemoryEvent]:
-        """Every event of a memory, oldest first (kept after delete, erased by forget_user)."""
+        """Every event of a memory, oldest first, each with its ``provenance`` (kept after
+        delete, erased by forget_user)."""
         return reads.history_of(self.engine, memory_id, user_id)
 
     @open_only

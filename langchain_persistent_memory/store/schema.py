@@ -45,6 +45,7 @@ __all__ = [
     "metadata_obj",
     "migrate",
     "prepare_database",
+    "provenance",
     "read_meta",
     "users",
     "write_meta",
@@ -133,6 +134,25 @@ users = Table(
     Column("version", BigInteger, nullable=False),
 )
 
+# Where each history event's write came from (see models.Provenance): one row per event,
+# keyed by the event's id; erased with the user's history.
+provenance = Table(
+    "lpm_provenance",
+    metadata_obj,
+    Column("event_id", PKType, primary_key=True, autoincrement=False),
+    Column("memory_id", String(36), nullable=False, index=True),
+    Column("user_id", String(256), nullable=False, index=True),
+    Column("origin", String(16), nullable=False),
+    Column("roles", JSONType, nullable=False),
+    Column("positions", JSONType, nullable=False),
+    Column("evidence", Text),
+    Column("session_id", String(256)),
+    Column("agent_id", String(256)),
+    Column("model", String(256)),
+    Column("prompt_version", String(64)),
+    Column("trust", String(16)),
+)
+
 # v1-v3 only: the global change log and its keyword indexes, dropped by v4.
 _changes = Table(
     "lpm_changes",
@@ -143,7 +163,7 @@ _changes = Table(
     Column("op", String(8), nullable=False),
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 Migration = Callable[[Connection], None]
 
@@ -218,6 +238,14 @@ def _v4(conn: Connection) -> None:
                          "WHERE true ON CONFLICT (user_id) DO NOTHING")
 
 
+# ---- v5 (issue 14, trust): provenance. Its own entry; renumber on merge if needed. ----
+def _v5_provenance(conn: Connection) -> None:
+    """``lpm_provenance``: where every later history event's write came from. Events
+    written before it have none (read back as ``provenance=None``)."""
+    provenance.create(conn, checkfirst=True)
+# ---- end v5 ----
+
+
 def first_version() -> int:
     """A new user's first version: microseconds since the epoch, so a user forgotten and
     then re-created starts above any version a process may still hold for it."""
@@ -225,7 +253,7 @@ def first_version() -> int:
 
 
 # MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5_provenance]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
