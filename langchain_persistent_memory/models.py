@@ -75,6 +75,9 @@ class Memory(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     content_hash: str
     embedding: list[float] | None = Field(default=None, repr=False)
+    # Filled only on request (``get``/``search`` with ``with_provenance=True``): the
+    # provenance of the event that last wrote this text.
+    provenance: Provenance | None = None
 
     @property
     def is_current(self) -> bool:

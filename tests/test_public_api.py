@@ -20,7 +20,7 @@ EXPECTED = {
     "MemoryBackend", "MemoryChange", "MemoryClient", "MemoryEvent", "MemoryManager",
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",
     "MemoryToolErrorMiddleware", "Operation", "PersistentMemory", "PersistentMemoryBlock",
-    "PersistentMemoryError", "PersistentStore", "PipelinePrompts", "ProcessResult",
+    "PersistentMemoryError", "PersistentStore", "PipelinePrompts", "ProcessResult", "Provenance",
     "SchemaVersionError", "ScopeConflictError", "ScoredMemory", "ServiceError",
     "StoreClosedError", "SupersedeOp",
     "TurnProcessor", "UpdateOp", "__version__", "create_memory_tools", "default_database_url",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from langchain_persistent_memory import MemoryStore
+from langchain_persistent_memory import MemoryStore, Provenance
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
 
@@ -25,8 +25,12 @@ def _fill(store: MemoryStore) -> None:
         store.add(f"{KEEP} neighbour note {i} about cooking pasta", user_id="keep")
     m = store.add(f"secret {MARK} about the garden plan", user_id=VICTIM,
                   category=f"{MARK}cat", metadata={"note": f"{MARK} meta", f"{MARK}key": 1},
-                  agent_id=f"{MARK}agent", session_id=f"{MARK}session")
-    store.update(m.id, content=f"secret {MARK} revised garden plan", user_id=VICTIM)
+                  agent_id=f"{MARK}agent", session_id=f"{MARK}session",
+                  provenance=Provenance(origin="pipeline", roles=["user"], positions=[0],
+                                        evidence=f"my {MARK} garden plan is secret",
+                                        session_id=f"{MARK}thread", agent_id=f"{MARK}bot"))
+    store.update(m.id, content=f"secret {MARK} revised garden plan", user_id=VICTIM,
+                 provenance=Provenance(origin="ui", evidence=f"{MARK} typed in the UI"))
     store.supersede(m.id, f"{MARK} moved the garden plan", user_id=VICTIM)
     for i in range(60):  # enough rows to spread over many pages and FTS segments
         memory = store.add(f"victim {MARK} fact {i} tulips{i} roses", user_id=VICTIM)
@@ -85,11 +89,14 @@ def test_forget_user_removes_every_row_on_postgres(postgres_url: str, tmp_path: 
     with MemoryStore(postgres_url, embeddings=HashEmbeddings(),
                      index_path=tmp_path / "index.lpm") as store:
         _fill(store)
+        with store.engine.connect() as conn:  # positive control: provenance holds the text
+            rows = conn.execute(text("SELECT t::text FROM lpm_provenance t")).scalars().all()
+            assert sum(MARK.lower() in r.lower() for r in rows) >= 2
         store.forget_user(VICTIM)
         store.export_jsonl(tmp_path / "export.jsonl")
         with store.engine.connect() as conn:
             tables = inspect(conn).get_table_names()
-            assert "lpm_memories" in tables
+            assert {"lpm_memories", "lpm_provenance"} <= set(tables)
             found = {}
             for table in tables:
                 rows = conn.execute(text(f'SELECT t::text FROM "{table}" t')).scalars().all()

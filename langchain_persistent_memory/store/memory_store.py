@@ -307,6 +307,7 @@ class MemoryStore(AsyncTwins):
     @open_only
     def search(self, query: str, *, user_id: str, k: int = 5,
                include_superseded: bool = False, min_score: float | None = None,
+               with_provenance: bool = False,
                **filters: Any) -> builtins.list[ScoredMemory]:
         """The user's ``k`` most relevant memories for ``query``, best first.
 
@@ -321,12 +322,22 @@ class MemoryStore(AsyncTwins):
         ``date_boost``, ``mmr``, ``mmr_lambda``, ``dedupe_threshold``.
         ``min_score`` is a floor on cosine similarity in every mode. Each hit carries the
         ranking ``score`` and, to threshold on, its ``cosine`` and ``keyword_match``.
+        ``with_provenance=True`` fills each hit's ``memory.provenance`` (one more query).
         """
         options, filters = SearchOptions.split(filters)
         user_id, k, parsed, min_score = search_args(query, user_id, k, include_superseded,
                                                     filters, min_score)
-        return self.searcher.search(query, self.embed_query(query), user_id, k, parsed,
-                                     min_score, options, self.clock())
+        hits = self.searcher.search(query, self.embed_query(query), user_id, k, parsed,
+                                    min_score, options, self.clock())
+        return self.with_provenance(hits) if with_provenance else hits
+
+    def with_provenance(self, hits: builtins.list[ScoredMemory]
+                         ) -> builtins.list[ScoredMemory]:
+        """These hits with each memory's provenance filled in."""
+        with self.engine.connect() as conn:
+            filled = reads.with_origins(conn, [hit.memory for hit in hits])
+        return [ScoredMemory(memory, hit.score, hit.cosine, hit.keyword_match)
+                for memory, hit in zip(filled, hits)]
 
     @open_only
     def search_by_vector(self, vector: Sequence[float] | np.ndarray, *, user_id: str,

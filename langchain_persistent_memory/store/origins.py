@@ -1,4 +1,5 @@
-"""Provenance reads: the ``lpm_provenance`` rows of history events and of memories."""
+"""Provenance: checked values for ``lpm_provenance`` and the reads of events' and memories'
+provenance."""
 
 from __future__ import annotations
 
@@ -7,12 +8,36 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from ..errors import InvalidInputError
 from ..models import EventType, Provenance
+from ..validation import check_content, check_optional_id
 from .schema import history, provenance
 
-__all__ = ["of_events", "of_memories"]
+__all__ = ["PROVENANCE_FIELDS", "of_events", "of_memories", "provenance_values"]
 
-_FIELDS = [c for c in provenance.c if c.name not in ("event_id", "memory_id", "user_id")]
+# The provenance columns besides the event, memory and user they belong to.
+PROVENANCE_FIELDS = ("origin", "roles", "positions", "evidence", "session_id", "agent_id",
+                     "model", "prompt_version", "trust")
+
+_FIELDS = [provenance.c[name] for name in PROVENANCE_FIELDS]
+
+
+def provenance_values(given: Provenance | None) -> dict[str, Any]:
+    """A write's provenance as ``lpm_provenance`` values (a direct API call by default)."""
+    p = given if given is not None else Provenance()
+    if not isinstance(p, Provenance):
+        raise InvalidInputError("provenance must be a Provenance", field="provenance")
+    for name, limit in (("model", 256), ("prompt_version", 64), ("trust", 16)):
+        value = getattr(p, name)
+        if value is not None and len(value) > limit:
+            raise InvalidInputError(f"provenance.{name} is longer than {limit} characters",
+                                    field="provenance")
+    evidence = None if p.evidence is None else check_content(p.evidence, max_chars=100_000)
+    return {"origin": p.origin, "roles": list(p.roles), "positions": list(p.positions),
+            "evidence": evidence,
+            "session_id": check_optional_id(p.session_id, "provenance.session_id"),
+            "agent_id": check_optional_id(p.agent_id, "provenance.agent_id"),
+            "model": p.model, "prompt_version": p.prompt_version, "trust": p.trust}
 
 
 def _model(row: Any) -> Provenance:

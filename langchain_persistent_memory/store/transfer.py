@@ -37,8 +37,9 @@ from ..validation import check_embeddings, check_user_id
 from .embedding import normalize_rows
 from .engine import is_sqlite, run_write
 from .files import atomic_write
+from .origins import PROVENANCE_FIELDS
 from .rows import encode_vector
-from .schema import history, memories, read_meta, write_meta
+from .schema import history, memories, provenance, read_meta, write_meta
 from .transfer_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -88,8 +89,11 @@ def _write_snapshot(engine: Engine, now: datetime, out: IO[str], user_id: str | 
             for row in streaming.execute(select(memories).where(*mem_where)
                                          .order_by(memories.c.pk)):
                 out.write(dumps(memory_line(row)))
-            for row in streaming.execute(select(history).where(*hist_where)
-                                         .order_by(history.c.id)):
+            events = (select(history, *(provenance.c[name].label("p_" + name)
+                                        for name in PROVENANCE_FIELDS))
+                      .outerjoin(provenance, provenance.c.event_id == history.c.id)
+                      .where(*hist_where).order_by(history.c.id))
+            for row in streaming.execute(events):
                 out.write(dumps(event_line(row)))
     return int(n_mem)
 
@@ -202,8 +206,8 @@ def _check_links(conn: Connection, links: list[tuple[int, str, str, str]],
     outside = sorted({target for _, _, _, target in links if target not in owner})
     for start in range(0, len(outside), _DB_BATCH):
         chunk = outside[start:start + _DB_BATCH]
-        known.update(conn.execute(select(memories.c.id, memories.c.user_id)
-                                  .where(memories.c.id.in_(chunk))).tuples().all())
+        known.update((row[0], row[1]) for row in conn.execute(
+            select(memories.c.id, memories.c.user_id).where(memories.c.id.in_(chunk))))
     for lineno, mid, uid, target in links:
         if known.get(target, uid) != uid:
             raise bad_line(lineno, f"memory {mid!r} of user {uid!r} is superseded_by "
@@ -291,7 +295,14 @@ def _write_chunk(store: Writer, mems: list[MemoryRecord],
         if mems:
             conn.execute(insert(memories), [m.values for m in mems])
         if events:
-            conn.execute(insert(history), events)
+            written = conn.execute(
+                insert(history).returning(history.c.id, sort_by_parameter_order=True),
+                [{k: v for k, v in e.items() if k != "provenance"} for e in events]).scalars()
+            origins = [{"event_id": event_id, "memory_id": e["memory_id"],
+                        "user_id": e["user_id"], **e["provenance"]}
+                       for event_id, e in zip(written.all(), events) if e["provenance"]]
+            if origins:
+                conn.execute(insert(provenance), origins)
         return Committed(versions, [Change(u, 0, "other") for u in touched])
 
     try:

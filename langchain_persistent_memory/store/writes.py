@@ -28,7 +28,6 @@ from ..models import (
     EventType,
     Memory,
     Operation,
-    Provenance,
     SupersedeOp,
     UpdateOp,
 )
@@ -44,6 +43,7 @@ from ..validation import (
     content_hash,
     to_utc,
 )
+from .origins import PROVENANCE_FIELDS, provenance_values
 from .reader import LoadedRow
 from .rows import MEMORY_COLUMNS, construct_memory, encode_vector, raw_memory, row_to_memory
 from .schema import first_version, history, memories, provenance, users
@@ -162,24 +162,6 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
     return prepared
 
 
-def provenance_values(given: Provenance | None) -> dict[str, Any]:
-    """A write's provenance as ``lpm_provenance`` values (a direct API call by default)."""
-    p = given if given is not None else Provenance()
-    if not isinstance(p, Provenance):
-        raise InvalidInputError("provenance must be a Provenance", field="provenance")
-    for name, limit in (("model", 256), ("prompt_version", 64), ("trust", 16)):
-        value = getattr(p, name)
-        if value is not None and len(value) > limit:
-            raise InvalidInputError(f"provenance.{name} is longer than {limit} characters",
-                                    field="provenance")
-    evidence = None if p.evidence is None else check_content(p.evidence, max_chars=100_000)
-    return {"origin": p.origin, "roles": list(p.roles), "positions": list(p.positions),
-            "evidence": evidence,
-            "session_id": check_optional_id(p.session_id, "provenance.session_id"),
-            "agent_id": check_optional_id(p.agent_id, "provenance.agent_id"),
-            "model": p.model, "prompt_version": p.prompt_version, "trust": p.trust}
-
-
 def _load_owned(conn: Connection, memory_id: str, user_id: str | None) -> Any:
     row = conn.execute(
         select(*MEMORY_COLUMNS).where(memories.c.id == memory_id)
@@ -208,13 +190,10 @@ def _provenance_rows(event_ids: list[int], memory_ids: list[str], user_id: str,
     """``lpm_provenance`` columns for these events (one origin per event)."""
     columns: dict[str, list[Any]] = {"event_id": event_ids, "memory_id": memory_ids,
                                      "user_id": [user_id] * len(event_ids)}
-    for name in _PROVENANCE_FIELDS:
+    for name in PROVENANCE_FIELDS:
         columns[name] = [o[name] for o in origins]
     return columns
 
-
-_PROVENANCE_FIELDS = ("origin", "roles", "positions", "evidence", "session_id", "agent_id",
-                      "model", "prompt_version", "trust")
 
 
 def new_memory_ids(count: int) -> list[str]:
