@@ -50,6 +50,17 @@ class Provenance(BaseModel):
     prompt_version: str | None = None
     trust: str | None = None
 
+    def summary(self, width: int = 80) -> str:
+        """One line for people (``lpm show``, the UI): origin, roles, model, the evidence."""
+        parts = [self.origin, "/".join(self.roles), self.model or "",
+                 f"session {self.session_id}" if self.session_id else "",
+                 f"agent {self.agent_id}" if self.agent_id else ""]
+        line = " · ".join(p for p in parts if p)
+        if self.evidence:
+            quoted = " ".join(self.evidence.split())
+            line += f" · “{quoted[:width - 1] + '…' if len(quoted) > width else quoted}”"
+        return line
+
 
 class Memory(BaseModel):
     """One remembered fact, scoped to a user.

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..models import Memory, MemoryEvent
+from ..models import Memory, MemoryEvent, Provenance
 from ..store import MemoryStore
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "summary",
     "timeline_rows",
 ]
+
+_FROM_UI = Provenance(origin="ui")  # edits made in the web UI say so in their history
 
 NO_CATEGORY = "(none)"
 EVENT_LABELS = {"ADD": "added", "UPDATE": "updated", "SUPERSEDE": "superseded",
@@ -102,6 +104,7 @@ def timeline_rows(events: Sequence[MemoryEvent]) -> list[dict[str, Any]]:
             "event": EVENT_LABELS.get(kind, kind.lower()),
             "before": event.old_content or "",
             "after": event.new_content or "",
+            "origin": event.provenance.summary() if event.provenance else "",
         })
     return rows
 
@@ -186,6 +189,6 @@ def apply_edit(store: MemoryStore, memory: Memory, *, content: str, category: st
             raise InvalidInputError("superseding needs the new text of the fact",
                                     field="content")
         return store.supersede(memory.id, changes.pop("content"), user_id=memory.user_id,
-                               **changes)
-    return store.update(memory.id, user_id=memory.user_id, **changes)
+                               provenance=_FROM_UI, **changes)
+    return store.update(memory.id, user_id=memory.user_id, provenance=_FROM_UI, **changes)
 
