@@ -15,7 +15,8 @@ PACKAGE = Path(lpm.__file__).parent
 
 EXPECTED = {
     "AddOp", "AsyncMemoryClient", "ConsolidationResult", "DeleteOp", "EmbeddingMismatchError",
-    "EmbeddingModelError", "EventType", "ExtractionError", "ForgetInProgressError", "IndexInfo",
+    "EmbeddingModelError", "EventType", "ExtractionError", "ForgetIncompleteError",
+    "ForgetInProgressError", "IndexInfo",
     "InvalidInputError", "LlamaIndexMemoryRetriever", "LocalEmbeddings", "Memory",
     "MemoryBackend", "MemoryChange", "MemoryClient", "MemoryEvent", "MemoryManager",
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",

@@ -22,6 +22,7 @@ from langchain_core.embeddings import Embeddings
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
+from ..errors import ForgetIncompleteError
 from ..models import (
     AddOp,
     DeleteOp,
@@ -262,10 +263,19 @@ class MemoryStore(AsyncTwins):
 
     @open_only
     def forget_user(self, user_id: str) -> int:
-        """Erase a user completely: memories, history, vectors; returns memories removed."""
+        """Erase a user completely: memories, history, provenance, vectors; returns memories
+        removed.
+
+        Raises:
+            ForgetIncompleteError: SQLite only: everything is deleted, but another
+                connection's read transaction kept the WAL from being emptied for ~2 s;
+                its old frames may hold the erased text. Call again once it has ended.
+        """
         count = self.writer.forget_user(user_id)
         if is_sqlite(self.engine) and sqlite_path(self.url) is not None:
-            truncate_wal(self.engine)
+            left = truncate_wal(self.engine)
+            if left:
+                raise ForgetIncompleteError(user_id, removed=count, wal_frames=left)
         return count
 
     # ------------------------------------------------------------------ reads
