@@ -5,12 +5,14 @@ subclasses the matching builtin, so ``except KeyError`` / ``except ValueError`` 
 
     PersistentMemoryError
     ├── InvalidInputError (ValueError)      bad argument; nothing was written
-    │   └── StoreClosedError                 the store was closed (also mid-call)
+    │   ├── StoreClosedError                 the store was closed (also mid-call)
+    │   └── ScopeConflictError               two sources name different users for one call
     ├── MemoryNotFoundError (KeyError)       no memory with that id (for that user)
     ├── EmbeddingMismatchError (ValueError)  store was built with another embedding model
     ├── EmbeddingModelError (ValueError)     the embedding model returned unusable vectors
     ├── SchemaVersionError (RuntimeError)    database schema is newer than this release
     ├── ForgetInProgressError (RuntimeError) a turn arrived while its user is being forgotten
+    ├── ForgetIncompleteError (RuntimeError) forgotten, but a reader kept the WAL's old text
     ├── ExtractionError (RuntimeError)       the chat model's output could not be used
     └── ServiceError                         the memory service refused a call (auth, rate,
                                              size) or failed; ``status`` is the HTTP code
@@ -23,10 +25,12 @@ __all__ = [
     "EmbeddingModelError",
     "ExtractionError",
     "ForgetInProgressError",
+    "ForgetIncompleteError",
     "InvalidInputError",
     "MemoryNotFoundError",
     "PersistentMemoryError",
     "SchemaVersionError",
+    "ScopeConflictError",
     "ServiceError",
     "StoreClosedError",
 ]
@@ -50,6 +54,16 @@ class InvalidInputError(PersistentMemoryError, ValueError):
 
 class StoreClosedError(InvalidInputError):
     """The store is closed: a call made after ``close()``, or one still running when it was."""
+
+
+class ScopeConflictError(InvalidInputError):
+    """Two sources name different users for one call (a retriever built for one user and a
+    run config naming another): refused instead of silently answering for either."""
+
+    def __init__(self, message: str, *, expected: str, given: str) -> None:
+        super().__init__(message, field="user_id")
+        self.expected = expected
+        self.given = given
 
 
 class MemoryNotFoundError(PersistentMemoryError, KeyError):
@@ -95,6 +109,29 @@ class ForgetInProgressError(PersistentMemoryError, RuntimeError):
         super().__init__(message or f"user {user_id!r} is being forgotten; try again when "
                          "forget_user has returned")
         self.user_id = user_id
+
+
+class ForgetIncompleteError(PersistentMemoryError, RuntimeError):
+    """``forget_user`` deleted and committed everything, but the SQLite WAL could not be
+    emptied: another connection holds a read transaction, and the WAL's old frames still
+    hold erased text until it ends. Call ``forget_user`` again after the reader finished.
+
+    Attributes:
+        user_id: the user forgotten.
+        removed: memories deleted by this call.
+        wal_frames: frames the WAL still held when ``forget_user`` gave up waiting.
+    """
+
+    def __init__(self, user_id: str, *, removed: int, wal_frames: int,
+                 message: str | None = None) -> None:
+        super().__init__(message or
+            f"user {user_id!r}: {removed} memories and their history are deleted, but "
+            f"another connection holds a read transaction, so the SQLite WAL still holds "
+            f"{wal_frames} frames that may contain erased text; call forget_user again "
+            "once that reader has finished")
+        self.user_id = user_id
+        self.removed = removed
+        self.wal_frames = wal_frames
 
 
 class ServiceError(PersistentMemoryError):

@@ -18,10 +18,48 @@ __all__ = [
     "Memory",
     "MemoryEvent",
     "Operation",
+    "Origin",
+    "Provenance",
     "ScoredMemory",
     "SupersedeOp",
     "UpdateOp",
 ]
+
+
+Origin = Literal["pipeline", "tool", "api", "import", "cli", "ui"]
+
+
+class Provenance(BaseModel):
+    """Where a write came from: kept with every history event (``lpm_provenance``).
+
+    ``origin`` names the path (a pipeline turn, an agent's tool call, a direct API call, an
+    import, the CLI or the UI); ``roles`` and ``positions`` name the turn's messages the
+    ``evidence`` was found in; ``trust`` is ``"user"`` when the user's own words carry the
+    fact, ``"low"`` when an application let other roles' text in.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    origin: Origin = "api"
+    roles: list[str] = Field(default_factory=list)
+    positions: list[int] = Field(default_factory=list)
+    evidence: str | None = None
+    session_id: str | None = None
+    agent_id: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+    trust: str | None = None
+
+    def summary(self, width: int = 80) -> str:
+        """One line for people (``lpm show``, the UI): origin, roles, model, the evidence."""
+        parts = [self.origin, "/".join(self.roles), self.model or "",
+                 f"session {self.session_id}" if self.session_id else "",
+                 f"agent {self.agent_id}" if self.agent_id else ""]
+        line = " · ".join(p for p in parts if p)
+        if self.evidence:
+            quoted = " ".join(self.evidence.split())
+            line += f" · “{quoted[:width - 1] + '…' if len(quoted) > width else quoted}”"
+        return line
 
 
 class Memory(BaseModel):
@@ -48,6 +86,9 @@ class Memory(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     content_hash: str
     embedding: list[float] | None = Field(default=None, repr=False)
+    # Filled only on request (``get``/``search`` with ``with_provenance=True``): the
+    # provenance of the event that last wrote this text.
+    provenance: Provenance | None = None
 
     @property
     def is_current(self) -> bool:
@@ -106,6 +147,7 @@ class MemoryEvent(BaseModel):
     new_content: str | None = None
     created_at: datetime
     metadata: dict[str, Any] = Field(default_factory=dict)
+    provenance: Provenance | None = None  # None: written before provenance was recorded
 
 
 class AddOp(BaseModel):
@@ -122,6 +164,7 @@ class AddOp(BaseModel):
     id: str | None = None
     embedding: list[float] | None = Field(default=None, repr=False)
     entities: Any = None  # names the fact mentions besides those found in its text
+    provenance: Provenance | None = None
 
 
 class UpdateOp(BaseModel):
@@ -134,6 +177,7 @@ class UpdateOp(BaseModel):
     importance: Any = None
     metadata: Any = None
     entities: Any = None  # with new content: names it mentions besides the extracted ones
+    provenance: Provenance | None = None
 
 
 class SupersedeOp(BaseModel):
@@ -147,6 +191,7 @@ class SupersedeOp(BaseModel):
     metadata: Any = None
     valid_from: datetime | None = None
     entities: Any = None  # names the new fact mentions besides the extracted ones
+    provenance: Provenance | None = None
 
 
 class DeleteOp(BaseModel):
@@ -155,6 +200,7 @@ class DeleteOp(BaseModel):
     kind: Literal["delete"] = "delete"
     memory_id: str
     reason: str | None = None
+    provenance: Provenance | None = None
 
 
 Operation = AddOp | UpdateOp | SupersedeOp | DeleteOp

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import EmbeddingModelError, InvalidInputError
+from .scopes import NAMESPACE_PREFIX, reserved_for_scopes
 
 __all__ = [
     "DEFAULT_MAX_CONTENT_CHARS",
@@ -95,10 +96,16 @@ def check_id(value: Any, field: str) -> str:
 
 
 def check_user_id(value: Any) -> str:
-    """Every memory belongs to exactly one user; a missing user id is always an error."""
+    """Every memory belongs to exactly one user; a missing user id is always an error. A
+    plain string naming another scope kind (``langgraph:…``) is refused: see ``scopes``."""
     if value is None:
         raise InvalidInputError("user_id is required", field="user_id")
-    return check_id(value, "user_id")
+    checked = check_id(value, "user_id")
+    if reserved_for_scopes(checked):
+        raise InvalidInputError(
+            f"user ids starting with {NAMESPACE_PREFIX!r} are reserved for LangGraph store "
+            "namespaces (their own scope kind); choose another user id", field="user_id")
+    return checked
 
 
 def check_new_memory_id(value: Any, field: str = "id") -> str | None:

@@ -14,6 +14,7 @@ from .errors import (
     EmbeddingMismatchError,
     EmbeddingModelError,
     ExtractionError,
+    ForgetIncompleteError,
     ForgetInProgressError,
     InvalidInputError,
     MemoryNotFoundError,
@@ -32,6 +33,7 @@ ERROR_STATUS: tuple[tuple[type[PersistentMemoryError], int], ...] = (
     (StoreClosedError, 503),  # the server is shutting down
     (EmbeddingMismatchError, 409),
     (ForgetInProgressError, 409),
+    (ForgetIncompleteError, 503),  # deleted; a reader keeps the WAL: call again later
     (EmbeddingModelError, 502),
     (InvalidInputError, 400),
     (SchemaVersionError, 500),
@@ -86,6 +88,8 @@ def error_from_body(status: int, body: Any) -> PersistentMemoryError:
         return MemoryNotFoundError(str(error.get("memory_id") or ""))
     if cls is ForgetInProgressError:
         return ForgetInProgressError("", message)
+    if cls is ForgetIncompleteError:
+        return ForgetIncompleteError("", removed=0, wal_frames=0, message=message)
     if cls is not None and issubclass(cls, InvalidInputError):
         return cls(message, field=field)
     if cls is not None:

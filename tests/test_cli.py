@@ -114,6 +114,7 @@ def test_edit_supersede_and_show_history(lpm: Run) -> None:
 
     shown = json.loads(lpm("show", job["id"], "--json").stdout)
     assert [e["event"] for e in shown["history"]] == ["ADD", "UPDATE", "SUPERSEDE"]
+    assert [e["provenance"]["origin"] for e in shown["history"]] == ["cli"] * 3
     assert shown["history"][1]["old_content"] == "Alice works at Acme"
     assert shown["memory"]["valid_to"] is not None and shown["memory"]["importance"] == 0.7
     current = json_lines(lpm("list", "-u", "alice", "--json"))
@@ -122,7 +123,7 @@ def test_edit_supersede_and_show_history(lpm: Run) -> None:
     everything = json_lines(lpm("list", "-u", "alice", "--all", "--json"))
     assert len(everything) == 2
     text = lpm("show", job["id"]).stdout
-    assert "SUPERSEDE" in text and "Initech" in text
+    assert "SUPERSEDE" in text and "Initech" in text and "origin" in text and "cli" in text
 
 
 def test_forget_one_memory_keeps_its_history(lpm: Run) -> None:

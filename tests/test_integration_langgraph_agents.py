@@ -15,6 +15,7 @@ from langgraph.store.base import InvalidNamespaceError, PutOp, SearchOp
 
 from langchain_persistent_memory import InvalidInputError, MemoryStore
 from langchain_persistent_memory.integrations.langgraph_store import PersistentStore
+from langchain_persistent_memory.scopes import NamespaceScope
 from tests.support.embeddings import HashEmbeddings
 from tests.support.fake_chat import ScriptedChatModel, tool_call_message
 
@@ -49,6 +50,43 @@ def test_namespaces_index_into_their_own_scope_not_user_memories(tmp_path: Path)
     ms.close()
 
 
+def test_a_namespace_is_never_readable_listable_or_forgettable_as_a_user(
+        tmp_path: Path) -> None:
+    """Before: user_id="langgraph:memories.bob" searched that namespace's text, users()
+    listed it and forget_user of that string wiped its index."""
+    ms, lg = _open(tmp_path)
+    ms.add("alice likes green tea", user_id="alice")
+    lg.put(("memories", "bob"), "k", {"content": "bob's private green tea note"})
+    forged = "langgraph:memories.bob"
+    for call in (lambda: ms.search("green tea", user_id=forged),
+                 lambda: ms.list(forged), lambda: ms.count(forged),
+                 lambda: ms.forget_user(forged), lambda: ms.add("planted", user_id=forged)):
+        with pytest.raises(InvalidInputError, match="reserved for LangGraph"):
+            call()
+    assert ms.users() == ["alice"]
+    assert ms.stats()["users"] == 1
+    assert [i.key for i in lg.search(("memories", "bob"), query="green tea")] == ["k"]
+    assert ms.count(NamespaceScope(forged)) == 1  # the namespace's own kind still reaches it
+    ms.close()
+
+
+def test_purge_erases_a_long_hashed_sub_namespace_history(tmp_path: Path) -> None:
+    """Before: a sub-namespace too long to be readable (its scope is a hash) kept the text
+    of its deleted items in the history after purge of its parent."""
+    ms, lg = _open(tmp_path)
+    deep = ("memories", "alice", "x" * 300)
+    lg.put(deep, "a", {"content": "alice's hidden diary entry"})
+    lg.delete(deep, "a")
+    lg.put(("memories", "bob"), "b", {"content": "bob's note"})
+    assert lg.purge(("memories", "alice")) == 0  # no item left, only history
+    ms.close()
+    raw = (tmp_path / "lg.db").read_bytes()
+    wal = tmp_path / "lg.db-wal"
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert b"hidden diary" not in raw
+    assert b"bob's note" in raw
+
+
 def test_ttl_expires_refreshes_and_sweeps(tmp_path: Path) -> None:
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
     ms = MemoryStore(f"sqlite:///{tmp_path / 'ttl.db'}", embeddings=HashEmbeddings(256))
@@ -64,7 +102,8 @@ def test_ttl_expires_refreshes_and_sweeps(tmp_path: Path) -> None:
     assert lg.get(("t",), "short") is None
     assert [i.key for i in lg.search(("t",), query="short lived")] == ["forever"]
     assert lg.sweep_ttl() == 1
-    assert ms.count("langgraph:t") == 1  # the expired item's index entry is gone too
+    # the expired item's index entry is gone too
+    assert ms.count(NamespaceScope("langgraph:t")) == 1
     ms.close()
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.documents import Document
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
-from langchain_persistent_memory import InvalidInputError, MemoryStore
+from langchain_persistent_memory import InvalidInputError, MemoryStore, ScopeConflictError
 from langchain_persistent_memory.integrations.retriever import MemoryRetriever
 from tests.support.embeddings import HashEmbeddings
 
@@ -62,10 +63,26 @@ def test_user_comes_from_call_then_config_then_constructor(filled: MemoryStore) 
     assert {d.metadata["user_id"] for d in retriever.invoke("green tea")} == {"alice"}
     assert {d.metadata["user_id"] for d in retriever.invoke("green tea", user_id="bob")} \
         == {"bob"}
-    via_config = retriever.invoke("green tea", config={"metadata": {"user_id": "bob"}})
+    unbound = MemoryRetriever(store=filled, k=5)
+    via_config = unbound.invoke("green tea", config={"metadata": {"user_id": "bob"}})
     assert [d.page_content for d in via_config] == ["bob likes green tea too"]
-    via_configurable = retriever.invoke("green tea", config={"configurable": {"user_id": "bob"}})
+    via_configurable = unbound.invoke("green tea", config={"configurable": {"user_id": "bob"}})
     assert [d.page_content for d in via_configurable] == ["bob likes green tea too"]
+    same = retriever.invoke("green tea", config={"metadata": {"user_id": "alice"}})
+    assert {d.metadata["user_id"] for d in same} == {"alice"}
+
+
+@pytest.mark.parametrize("section", ["metadata", "configurable"])
+async def test_retriever_for_one_user_refuses_another_from_the_run_config(
+        filled: MemoryStore, section: str) -> None:
+    """Before: a parent run's config naming bob made alice's retriever answer with bob's."""
+    retriever = MemoryRetriever(store=filled, user_id="alice", k=5)
+    config: Any = {section: {"user_id": "bob"}}
+    with pytest.raises(ScopeConflictError, match="answers for user 'alice'") as caught:
+        retriever.invoke("green tea", config=config)
+    assert (caught.value.expected, caught.value.given) == ("alice", "bob")
+    with pytest.raises(ScopeConflictError):
+        await retriever.ainvoke("green tea", config=config)
 
 
 def test_missing_user_id_is_a_clear_error(filled: MemoryStore) -> None:

@@ -80,7 +80,8 @@ def test_recoverable_answers_are_recovered_in_one_call(wire: Any, store: MemoryS
         sorted(expected)
     stored = {m.content: m for m in store.list("alice")}
     for content in expected:
-        assert stored[content].metadata["evidence_role"] == "user"
+        origin = store.get(stored[content].id, with_provenance=True).provenance
+        assert origin is not None and origin.roles == ["user"]
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -66,9 +66,11 @@ def test_grounded_facts_carry_their_evidence_and_origin(sqlite_store: MemoryStor
     result = MemoryManager(sqlite_store, llm).process("By the way, my sister is vegetarian!",
                                                       user_id="alice")
     [memory] = result.added
-    assert memory.metadata["evidence"] == "my SISTER is vegetarian"
-    assert memory.metadata["evidence_role"] == "user" and memory.metadata["trust"] == "user"
-    assert memory.metadata["origin"] == "pipeline" and memory.metadata["prompt_version"]
+    origin = sqlite_store.get(memory.id, user_id="alice", with_provenance=True).provenance
+    assert origin is not None and origin.evidence == "my SISTER is vegetarian"
+    assert origin.roles == ["user"] and origin.trust == "user"
+    assert origin.origin == "pipeline" and origin.prompt_version
+    assert "evidence" not in memory.metadata  # in lpm_provenance, not the metadata
 
 
 def test_tool_messages_reach_extraction_only_when_opted_in(sqlite_store: MemoryStore) -> None:
@@ -82,7 +84,8 @@ def test_tool_messages_reach_extraction_only_when_opted_in(sqlite_store: MemoryS
     result = MemoryManager(sqlite_store, opted, extract_from=("tool",)).process(
         turn, user_id="alice")
     [memory] = result.added
-    assert memory.metadata["evidence_role"] == "tool" and memory.metadata["trust"] == "low"
+    origin = sqlite_store.get(memory.id, user_id="alice", with_provenance=True).provenance
+    assert origin is not None and origin.roles == ["tool"] and origin.trust == "low"
 
 
 def test_gate_spares_small_talk_and_misses_no_fact_of_the_corpus() -> None:

@@ -15,13 +15,15 @@ PACKAGE = Path(lpm.__file__).parent
 
 EXPECTED = {
     "AddOp", "AsyncMemoryClient", "ConsolidationResult", "DeleteOp", "EmbeddingMismatchError",
-    "EmbeddingModelError", "EntityRow", "EventType", "ExtractionError", "ForgetInProgressError",
-    "IndexInfo", "InvalidInputError", "LlamaIndexMemoryRetriever", "LocalEmbeddings", "Memory",
+    "EmbeddingModelError", "EntityRow", "EventType", "ExtractionError", "ForgetIncompleteError",
+    "ForgetInProgressError", "IndexInfo", "InvalidInputError", "LlamaIndexMemoryRetriever",
+    "LocalEmbeddings", "Memory",
     "MemoryBackend", "MemoryChange", "MemoryClient", "MemoryEvent", "MemoryManager",
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",
     "MemoryToolErrorMiddleware", "Operation", "PersistentMemory", "PersistentMemoryBlock",
-    "PersistentMemoryError", "PersistentStore", "PipelinePrompts", "ProcessResult",
-    "SchemaVersionError", "ScoredMemory", "ServiceError", "StoreClosedError", "SupersedeOp",
+    "PersistentMemoryError", "PersistentStore", "PipelinePrompts", "ProcessResult", "Provenance",
+    "SchemaVersionError", "ScopeConflictError", "ScoredMemory", "ServiceError",
+    "StoreClosedError", "SupersedeOp",
     "TurnProcessor", "UpdateOp", "__version__", "create_memory_tools", "default_database_url",
 }
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from langchain_persistent_memory import MemoryStore
+from langchain_persistent_memory import MemoryStore, Provenance
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
 
@@ -26,8 +26,12 @@ def _fill(store: MemoryStore) -> None:
         store.add(f"{KEEP} neighbour note {i} about cooking pasta", user_id="keep")
     m = store.add(f"secret {MARK} about the garden plan", user_id=VICTIM,
                   category=f"{MARK}cat", metadata={"note": f"{MARK} meta", f"{MARK}key": 1},
-                  agent_id=f"{MARK}agent", session_id=f"{MARK}session")
-    store.update(m.id, content=f"secret {MARK} revised garden plan", user_id=VICTIM)
+                  agent_id=f"{MARK}agent", session_id=f"{MARK}session",
+                  provenance=Provenance(origin="pipeline", roles=["user"], positions=[0],
+                                        evidence=f"my {MARK} garden plan is secret",
+                                        session_id=f"{MARK}thread", agent_id=f"{MARK}bot"))
+    store.update(m.id, content=f"secret {MARK} revised garden plan", user_id=VICTIM,
+                 provenance=Provenance(origin="ui", evidence=f"{MARK} typed in the UI"))
     store.supersede(m.id, f"{MARK} moved the garden plan", user_id=VICTIM)
     for i in range(60):  # enough rows to spread over many pages and FTS segments
         memory = store.add(f"victim {MARK} fact {i} tulips{i} roses", user_id=VICTIM)
@@ -92,11 +96,14 @@ def test_forget_user_removes_every_row_on_postgres(postgres_url: str, tmp_path: 
     with MemoryStore(postgres_url, embeddings=HashEmbeddings(),
                      index_path=tmp_path / "index.lpm") as store:
         _fill(store)
+        with store.engine.connect() as conn:  # positive control: provenance holds the text
+            rows = conn.execute(text("SELECT t::text FROM lpm_provenance t")).scalars().all()
+            assert sum(MARK.lower() in r.lower() for r in rows) >= 2
         store.forget_user(VICTIM)
         store.export_jsonl(tmp_path / "export.jsonl")
         with store.engine.connect() as conn:
             tables = inspect(conn).get_table_names()
-            assert "lpm_memories" in tables
+            assert {"lpm_memories", "lpm_provenance"} <= set(tables)
             found = {}
             for table in tables:
                 rows = conn.execute(text(f'SELECT t::text FROM "{table}" t')).scalars().all()
@@ -106,3 +113,62 @@ def test_forget_user_removes_every_row_on_postgres(postgres_url: str, tmp_path: 
         assert set(found.values()) == {0}, found
         assert _raw_hits(tmp_path, MARK) == {} and _raw_hits(tmp_path, VICTIM) == {}
         assert index_mismatches(store) == []
+
+
+_READER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN")
+conn.execute("SELECT count(*) FROM lpm_memories").fetchone()  # holds a read snapshot
+print("reading", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("COMMIT")
+"""
+
+
+def test_forget_user_with_a_reader_in_another_process_raises_and_stalls_nobody(
+        tmp_path: Path) -> None:
+    """Before: forget_user blocked for the reader's whole duration (the checkpoint waited
+    with the write lock held), other users' adds stalled, and it returned with only a log
+    warning while the WAL still held the erased text."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from langchain_persistent_memory import ForgetIncompleteError
+
+    folder = tmp_path / "data"
+    store = MemoryStore(f"sqlite:///{folder / 'memories.db'}", embeddings=HashEmbeddings())
+    _fill(store)
+    reader = subprocess.Popen([sys.executable, "-c", _READER, str(folder / "memories.db"), "12"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        stalls: list[float] = []
+
+        def neighbour_writes() -> None:
+            for i in range(10):
+                started = time.monotonic()
+                store.add(f"{KEEP} written during the forget {i}", user_id="keep")
+                stalls.append(time.monotonic() - started)
+                time.sleep(0.2)
+
+        writer = threading.Thread(target=neighbour_writes)
+        started = time.monotonic()
+        writer.start()
+        with pytest.raises(ForgetIncompleteError) as caught:
+            store.forget_user(VICTIM)
+        took = time.monotonic() - started
+        writer.join()
+        assert took < 8, f"forget_user waited {took:.1f} s for the reader"
+        assert caught.value.removed == 2 + 60 - 20 and caught.value.wal_frames > 0
+        assert "read transaction" in str(caught.value) and caught.value.user_id == VICTIM
+        assert max(stalls) < 3, stalls  # other users' writes never wait for the reader
+        assert store.count(VICTIM, include_superseded=True) == 0  # the rows are gone anyway
+    finally:
+        reader.wait(timeout=30)
+    assert store.forget_user(VICTIM) == 0  # the reader ended: this call empties the WAL
+    assert _raw_hits(folder, MARK) == {}
+    assert store.count("keep") == 50
+    store.close()

@@ -24,7 +24,7 @@ from tests.support.embeddings import HashEmbeddings
 DIM = 8
 # Ids that look alike, differ by case/space/SQL wildcards, or try injection.
 ODD_USERS = ["alice", "Alice", "alice ", "a%", "a_", "%", "' OR '1'='1", "ünï", "😀",
-             "x" * 256, "a.b", "langgraph:a"]
+             "x" * 256, "a.b", "langgraph.a"]
 users_st = st.lists(st.one_of(st.sampled_from(ODD_USERS),
                               st.text(st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"]),
                                       min_size=1, max_size=12).filter(str.strip)),

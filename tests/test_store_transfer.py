@@ -368,3 +368,28 @@ def test_id_taken_by_another_writer_during_import_is_a_typed_error(tmp_path: Pat
             s.import_jsonl(io.StringIO(text))
         assert s.get(taken).content == "I got here first"
         assert s.import_jsonl(io.StringIO(text), on_conflict="skip") == 0
+
+
+@pytest.mark.parametrize("target", ["in the file", "in the store"])
+def test_import_refuses_a_supersession_link_to_another_users_memory(
+        store: MemoryStore, target: str) -> None:
+    """Before: a file whose alice memory is superseded_by bob's memory was imported, so
+    alice's lineage led to bob's text."""
+    bobs = store.add("bob's new address is 9 Elm Street", user_id="bob")
+    old = store.add("alice lives in Porto", user_id="alice")
+    store.supersede(old.id, "alice lives in Lisbon", user_id="alice")
+    scope = {"user_id": "alice"} if target == "in the store" else {}
+    lines = [json.loads(line) for line in export_text(store, **scope).splitlines()]
+    for line in lines:
+        if line.get("id") == old.id:
+            line["superseded_by"] = bobs.id
+    store.forget_user("alice")
+    if target == "in the file":
+        store.forget_user("bob")
+    before = db_fingerprint(store)
+    forged = "".join(json.dumps(line) + "\n" for line in lines)
+    with pytest.raises(InvalidInputError, match=r"superseded_by .* another user") as caught:
+        store.import_jsonl(io.StringIO(forged))
+    assert caught.value.field == "superseded_by"
+    assert db_fingerprint(store) == before
+    assert store.count("alice", include_superseded=True) == 0

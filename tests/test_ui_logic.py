@@ -90,6 +90,7 @@ def test_edit_in_place_records_an_update(store: MemoryStore) -> None:
     rows = timeline_rows(store.history(memory.id))
     assert [(r["event"], r["before"], r["after"]) for r in rows] == [
         ("added", "", "Alice likes tea"), ("updated", "Alice likes tea", "Alice likes black tea")]
+    assert [r["origin"] for r in rows] == ["api", "ui"]  # the UI's edit says where it came from
 
 
 def test_edit_as_supersede_keeps_the_old_fact(store: MemoryStore) -> None:

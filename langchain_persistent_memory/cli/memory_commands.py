@@ -8,10 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from ..models import Provenance
 from .common import console, fail, store_for
 from .render import memory_json, print_history, print_memories, print_memory, safe, to_json
 
 __all__ = ["register"]
+
+_FROM_CLI = Provenance(origin="cli")  # every write of these commands says so in its history
 
 User = Annotated[str, typer.Option("--user", "-u", envvar="LPM_USER",
                                    help="User the memories belong to (env LPM_USER).")]
@@ -52,7 +55,7 @@ def add(ctx: typer.Context,
     metadata = _metadata(meta)
     with store_for(ctx) as store:
         memory = store.add(content, user_id=user, category=category, importance=importance,
-                           metadata=metadata)
+                           metadata=metadata, provenance=_FROM_CLI)
     if as_json:
         typer.echo(memory_json(memory))
     else:
@@ -137,11 +140,11 @@ def edit(ctx: typer.Context,
             if content is None:
                 fail("--supersede needs --content (the new fact)")
             memory = store.supersede(memory_id, content, user_id=user, category=category,
-                                     importance=importance)
+                                     importance=importance, provenance=_FROM_CLI)
             console.print(f"[green]superseded[/] {memory_id} by {memory.id}")
         else:
             store.update(memory_id, content=content, category=category, importance=importance,
-                         user_id=user)
+                         user_id=user, provenance=_FROM_CLI)
             console.print(f"[green]updated[/] {memory_id}")
 
 
@@ -152,7 +155,7 @@ def forget(ctx: typer.Context,
            ) -> None:
     """Delete one memory (its history keeps the deletion)."""
     with store_for(ctx, needs_embeddings=False) as store:
-        store.delete(memory_id, user_id=user, reason=reason)
+        store.delete(memory_id, user_id=user, reason=reason, provenance=_FROM_CLI)
     console.print(f"[green]forgot[/] {memory_id}")
 
 

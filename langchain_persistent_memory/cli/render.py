@@ -117,9 +117,12 @@ def print_history(console: Console, events: Sequence[MemoryEvent]) -> None:
     table.add_column("event", style="magenta")
     table.add_column("before", overflow="fold")
     table.add_column("after", overflow="fold")
+    table.add_column("origin", overflow="fold")
     for event in events:
+        origin = event.provenance.summary() if event.provenance else ""
         table.add_row(stamp(event.created_at), event.event.value,
-                      Text(safe(event.old_content or "")), Text(safe(event.new_content or "")))
+                      Text(safe(event.old_content or "")), Text(safe(event.new_content or "")),
+                      Text(safe(origin)))
     console.print(table)
 
 

@@ -16,10 +16,12 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Float, Index, MetaData, Table, Text
 
 from ..errors import InvalidInputError
+from ..scopes import NAMESPACE_PREFIX, NamespaceScope
 from ..store.schema import JSONType, PKType, UTCDateTime
 
 __all__ = ["FILTER_OPERATORS", "decode_namespace", "encode_namespace", "items",
-           "key_tag", "kv_metadata", "matches_filter", "namespace_scope", "validate_filter"]
+           "key_tag", "kv_metadata", "matches_filter", "namespace_scope", "scopes",
+           "validate_filter"]
 
 kv_metadata = MetaData()
 
@@ -39,8 +41,16 @@ items = Table(
     Index("ix_lpm_kv_items_expires", "expires_at"),
 )
 
+# Namespace -> its scope, written with the first indexed text: a long namespace's scope is
+# a hash, so without this ``purge`` could not find its history once its items were deleted.
+scopes = Table(
+    "lpm_kv_scopes",
+    kv_metadata,
+    Column("scope", Text, primary_key=True),
+    Column("namespace", Text, nullable=False),
+)
+
 FILTER_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
-_SCOPE_PREFIX = "langgraph:"
 _MAX_SCOPE = 256
 
 
@@ -52,16 +62,18 @@ def decode_namespace(text: str) -> tuple[str, ...]:
     return tuple(text.split("."))
 
 
-def namespace_scope(namespace: str) -> str:
-    """The MemoryStore user id that holds a namespace's indexed text (one FAISS partition).
+def namespace_scope(namespace: str) -> NamespaceScope:
+    """The scope that holds a namespace's indexed text (one partition), of its own kind:
+    no user id can name it (see ``scopes``).
 
     Readable when possible (``langgraph:memories.alice``), hashed when too long or not a
-    valid id, so any namespace maps to exactly one scope.
+    valid id, so any namespace maps to exactly one scope; ``scopes`` records the hashed
+    ones' namespaces so ``purge`` finds them by prefix.
     """
-    scope = _SCOPE_PREFIX + namespace
+    scope = NAMESPACE_PREFIX + namespace
     if len(scope) <= _MAX_SCOPE and not any(unicodedata.category(c) == "Cc" for c in scope):
-        return scope
-    return _SCOPE_PREFIX + "#" + hashlib.sha256(namespace.encode()).hexdigest()
+        return NamespaceScope(scope)
+    return NamespaceScope(NAMESPACE_PREFIX + "#" + hashlib.sha256(namespace.encode()).hexdigest())
 
 
 def key_tag(key: str) -> str:

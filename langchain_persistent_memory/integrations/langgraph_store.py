@@ -32,9 +32,11 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path
 from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import text as sql_text
 
 from ..errors import InvalidInputError
 from ..models import AddOp, DeleteOp, Operation
+from ..scopes import NAMESPACE_PREFIX, NamespaceScope
 from ..store import MemoryStore
 from ..store.engine import run_write
 from ..store.schema import history
@@ -47,12 +49,16 @@ from ._kv_items import (
     match_namespace,
     matches_filter,
     namespace_scope,
+    scopes,
     validate_filter,
 )
 
 __all__ = ["PersistentStore"]
 
 _MAX_K = 10_000
+_HASHED = NAMESPACE_PREFIX + "#"
+_RECORD_SCOPE = sql_text(f"INSERT INTO {scopes.name} (scope, namespace) "
+                         "VALUES (:scope, :namespace) ON CONFLICT (scope) DO NOTHING")
 # LangGraph scores are plain cosine similarities: no keyword fusion, date, entity or time
 # boost, no dedupe.
 _COSINE: dict[str, Any] = {"mode": "dense", "date_boost": 0.0, "dedupe_threshold": None,
@@ -255,9 +261,14 @@ class PersistentStore(BaseStore):
             ops.extend(AddOp(content=text, agent_id=key_tag(key), category="langgraph",
                              metadata={"key": key, "path": path})
                        for text, path in wanted.items())
-        for scope, ops in by_scope.items():
+        hashed = [{"scope": str(namespace_scope(space)), "namespace": space}
+                  for space in {space for space, _ in puts}]
+        hashed = [h for h in hashed if h["scope"].startswith(_HASHED) and by_scope[h["scope"]]]
+        if hashed:  # before the text: purge must find every scope that may hold some
+            run_write(self.store.engine, lambda conn: conn.execute(_RECORD_SCOPE, hashed))
+        for target, ops in by_scope.items():
             if ops:
-                self.store.apply(ops, user_id=scope)
+                self.store.apply(ops, user_id=NamespaceScope(target))
         # 2. then the values, in one transaction.
         run_write(self.store.engine, lambda conn: _write_items(conn, puts, indexed, now))
 
@@ -292,14 +303,20 @@ class PersistentStore(BaseStore):
                                                  .distinct())]
         count = run_write(self.store.engine,
                           lambda conn: conn.execute(delete(items).where(where)).rowcount)
-        # Scopes whose items are all deleted still hold history: find them by name too.
-        readable = namespace_scope(encode_namespace(namespace_prefix))
+        # Scopes whose items are all deleted still hold history: find them by name, or
+        # (hashed scopes of long namespaces) through the namespaces recorded for them.
+        prefix = encode_namespace(namespace_prefix)
+        readable = namespace_scope(prefix)
+        under = or_(scopes.c.namespace == prefix,
+                    scopes.c.namespace.startswith(prefix + ".", autoescape=True))
         with self.store.engine.connect() as conn:
             named = [r[0] for r in conn.execute(select(history.c.user_id).where(or_(
                 history.c.user_id == readable,
                 history.c.user_id.startswith(readable + ".", autoescape=True))).distinct())]
+            named += [r[0] for r in conn.execute(select(scopes.c.scope).where(under))]
         for scope in sorted({namespace_scope(space) for space in spaces} | set(named)):
-            self.store.forget_user(scope)
+            self.store.forget_user(NamespaceScope(scope))
+        run_write(self.store.engine, lambda conn: conn.execute(delete(scopes).where(under)))
         return int(count)
 
     async def apurge(self, namespace_prefix: tuple[str, ...]) -> int:

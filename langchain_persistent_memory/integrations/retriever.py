@@ -2,7 +2,9 @@
 
 Scoping: the user comes from the call (``invoke(q, user_id=...)``), then the run config
 (``configurable`` or ``metadata``), then the constructor. With none of them the call fails:
-a retriever never searches "everyone".
+a retriever never searches "everyone". A retriever built for one user refuses a run config
+naming another (:class:`ScopeConflictError`): a parent run's config must not switch whose
+memories it answers with.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import ConfigDict, Field
 
 from ..backend import MemoryBackend
+from ..errors import ScopeConflictError
 from ..models import ScoredMemory
 from ._common import memory_metadata, require_user_id, user_id_from_config
 
@@ -54,11 +57,13 @@ class MemoryRetriever(BaseRetriever):
 
     def invoke(self, input: str, config: RunnableConfig | None = None,
                **kwargs: Any) -> list[Document]:
-        return super().invoke(input, config, **_with_config_user(config, kwargs))
+        return super().invoke(input, config,
+                              **_with_config_user(config, kwargs, self.user_id))
 
     async def ainvoke(self, input: str, config: RunnableConfig | None = None,
                       **kwargs: Any) -> list[Document]:
-        return await super().ainvoke(input, config, **_with_config_user(config, kwargs))
+        return await super().ainvoke(input, config,
+                                     **_with_config_user(config, kwargs, self.user_id))
 
     def _search_args(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         call = dict(kwargs)
@@ -80,9 +85,16 @@ class MemoryRetriever(BaseRetriever):
         return [memory_to_document(hit) for hit in hits]
 
 
-def _with_config_user(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A per-call ``user_id`` from the run config, unless the call named one itself."""
+def _with_config_user(config: RunnableConfig | None, kwargs: dict[str, Any],
+                      own: str | None) -> dict[str, Any]:
+    """A per-call ``user_id`` from the run config, unless the call named one itself; a config
+    naming another user than the retriever's own is refused."""
     user_id = user_id_from_config(config)
     if user_id is None or "user_id" in kwargs:
         return kwargs
+    if own is not None and user_id != own:
+        raise ScopeConflictError(
+            f"this retriever answers for user {own!r}, but the run config names "
+            f"{user_id!r}; build a retriever per user or pass user_id= to the call",
+            expected=own, given=str(user_id))
     return {**kwargs, "user_id": user_id}

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ExtractionError
 from ..models import AddOp, DeleteOp, Memory, Operation, SupersedeOp, UpdateOp
+from ..models import Provenance as StoredProvenance
 from ..untrusted import neutralise, quote
 from ..validation import content_hash
 from .checks import (
@@ -110,23 +111,29 @@ def validate_operations(payload: Any, raw_text: str, handles: dict[str, Memory],
     return Checked(planned, dropped)
 
 
+# Keys the pipeline kept in metadata before the store had provenance: dropped on update.
+_OLD_PROVENANCE_KEYS = ("origin", "evidence", "evidence_role", "trust", "prompt_version", "model")
+
+
 @dataclass(frozen=True)
 class Provenance:
-    """Where the pipeline's writes of one turn come from (kept in each memory's metadata
-    until the store has a provenance table)."""
+    """Where the pipeline's writes of one turn come from (stored in ``lpm_provenance``)."""
 
     model: str | None
     agent_id: str | None
     session_id: str | None
 
-    def metadata(self, op: PlannedOp, base: dict[str, Any] | None = None) -> dict[str, Any]:
-        trust = "user" if op.evidence_role == "user" else "low"
-        data: dict[str, Any] = {**(base or {}), "source": "extracted", "origin": "pipeline",
-                                "evidence": op.evidence, "evidence_role": op.evidence_role,
-                                "trust": trust, "prompt_version": PROMPT_VERSION}
-        if self.model:
-            data["model"] = self.model
-        return data
+    def metadata(self, base: dict[str, Any] | None = None) -> dict[str, Any]:
+        kept = {k: v for k, v in (base or {}).items() if k not in _OLD_PROVENANCE_KEYS}
+        return {**kept, "source": "extracted"}
+
+    def record(self, op: PlannedOp) -> StoredProvenance:
+        """The op's provenance: the user's words it rests on, their role, model, prompt."""
+        return StoredProvenance(
+            origin="pipeline", roles=[op.evidence_role] if op.evidence_role else [],
+            evidence=op.evidence, session_id=self.session_id, agent_id=self.agent_id,
+            model=self.model, prompt_version=PROMPT_VERSION,
+            trust="user" if op.evidence_role == "user" else "low")
 
 
 def to_store_ops(plan: Sequence[PlannedOp], handles: dict[str, Memory], *, timestamp: datetime,
@@ -155,7 +162,8 @@ def to_store_ops(plan: Sequence[PlannedOp], handles: dict[str, Memory], *, times
                              importance=0.5 if p.importance is None else p.importance,
                              agent_id=provenance.agent_id, session_id=provenance.session_id,
                              valid_from=p.valid_from or timestamp,
-                             metadata=provenance.metadata(p), entities=list(p.entities)))
+                             metadata=provenance.metadata(), provenance=provenance.record(p),
+                             entities=list(p.entities)))
         elif p.op == "UPDATE":
             assert target is not None
             if p.content == target.content and p.category in (None, target.category) \
@@ -163,17 +171,24 @@ def to_store_ops(plan: Sequence[PlannedOp], handles: dict[str, Memory], *, times
                 unchanged.append(MemoryChange("none", target, duplicate=True))
                 continue
             ops.append(UpdateOp(memory_id=target.id, content=p.content, category=p.category,
-                                importance=p.importance, entities=list(p.entities),
-                                metadata=provenance.metadata(p, dict(target.metadata))))
+                                importance=p.importance,
+                                metadata=provenance.metadata(dict(target.metadata)),
+                                provenance=provenance.record(p),
+                                entities=list(p.entities)))
         elif p.op == "SUPERSEDE":
             assert target is not None
             ops.append(SupersedeOp(memory_id=target.id, content=p.content, category=p.category,
-                                   importance=p.importance, metadata=provenance.metadata(p),
+                                   importance=p.importance, metadata=provenance.metadata(),
                                    valid_from=p.valid_from or timestamp,
+                                   provenance=provenance.record(p),
                                    entities=list(p.entities)))
         else:  # DELETE
             assert target is not None
-            ops.append(DeleteOp(memory_id=target.id, reason="forgotten by the memory pipeline"))
+            ops.append(DeleteOp(memory_id=target.id, reason="forgotten by the memory pipeline",
+                                provenance=StoredProvenance(
+                                    origin="pipeline", session_id=provenance.session_id,
+                                    agent_id=provenance.agent_id, model=provenance.model,
+                                    prompt_version=PROMPT_VERSION)))
     return ops, unchanged
 
 

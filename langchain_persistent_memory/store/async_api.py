@@ -86,8 +86,9 @@ class AsyncTwins:
         return (await _s(self).aapply([op], user_id=user_id))[0].memory
 
     async def adelete(self, memory_id: str, *, user_id: str | None = None,
-                      reason: str | None = None) -> Memory:
-        return (await _s(self).aapply([build_op(DeleteOp, memory_id=memory_id, reason=reason)],
+                      **fields: Any) -> Memory:
+        """Async :meth:`delete` (same keyword arguments)."""
+        return (await _s(self).aapply([build_op(DeleteOp, memory_id=memory_id, **fields)],
                                   user_id=user_id))[0].memory
 
     async def aforget_user(self, user_id: str) -> int:
@@ -111,13 +112,16 @@ class AsyncTwins:
     @aopen_only
     async def asearch(self, query: str, *, user_id: str, k: int = 5,
                       include_superseded: bool = False, min_score: float | None = None,
-                      **filters: Any) -> list[ScoredMemory]:
+                      with_provenance: bool = False, **filters: Any) -> list[ScoredMemory]:
         options, filters = SearchOptions.split(filters)
         user_id, k, parsed, min_score = search_args(query, user_id, k, include_superseded,
                                                     filters, min_score)
         vector = await _s(self).aembed_query(query)
-        return await asyncio.to_thread(_s(self).searcher.search, query, vector, user_id, k, parsed,
-                                       min_score, options, _s(self).clock())
+        hits = await asyncio.to_thread(_s(self).searcher.search, query, vector, user_id, k,
+                                       parsed, min_score, options, _s(self).clock())
+        if with_provenance:
+            hits = await asyncio.to_thread(_s(self).with_provenance, hits)
+        return hits
 
     async def aexport_jsonl(self, dest: str | os.PathLike[str] | IO[str], *,
                             user_id: str | None = None) -> int:

@@ -252,20 +252,29 @@ def _is_sqlite_file(engine: Engine) -> bool:
         and not str(engine.url.database).startswith("file::memory:")
 
 
-def truncate_wal(engine: Engine, attempts: int = 100) -> None:
-    """Checkpoint and empty the WAL, whose old frames may still hold erased text.
+def truncate_wal(engine: Engine, *, wait_s: float = 2.0, busy_ms: int = 50) -> int:
+    """Checkpoint and empty the WAL, whose old frames may still hold erased text; return
+    the frames left in it (0: emptied).
 
-    A checkpoint reports busy (instead of waiting) while another one runs, e.g. the
-    background checkpointer or another process's: try again until it went through.
+    A TRUNCATE checkpoint waits for readers while holding the write lock, so each attempt
+    waits ``busy_ms`` at most (not the engine's busy timeout): other users' writes run
+    between attempts instead of stalling for the reader's duration. After ``wait_s`` it
+    gives up and the caller reports what is left.
     """
-    for _ in range(attempts):
+    deadline = time.monotonic() + wait_s
+    while True:
         with engine.connect() as conn:
-            busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+            kept = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+            try:
+                busy, frames, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={kept}")
         if not busy:
-            return
+            return 0
+        if time.monotonic() >= deadline:
+            return max(int(frames), 1)
         time.sleep(0.05)
-    log.warning("could not empty the SQLite WAL after forget_user: another connection "
-                "kept it busy; erased text stays in it until the next checkpoint")
 
 
 @contextmanager

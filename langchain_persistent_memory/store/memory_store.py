@@ -22,12 +22,14 @@ from langchain_core.embeddings import Embeddings
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 
+from ..errors import ForgetIncompleteError
 from ..models import (
     AddOp,
     DeleteOp,
     Memory,
     MemoryEvent,
     Operation,
+    Provenance,
     ScoredMemory,
     SupersedeOp,
     UpdateOp,
@@ -211,8 +213,10 @@ class MemoryStore(AsyncTwins):
     def add(self, content: str, *, user_id: str, agent_id: str | None = None,
             session_id: str | None = None, category: str | None = None,
             importance: float = 0.5, metadata: dict[str, Any] | None = None,
-            valid_from: datetime | None = None) -> Memory:
+            valid_from: datetime | None = None,
+            provenance: Provenance | None = None) -> Memory:
         """Remember one fact for a user and return it (the existing one if identical).
+        ``provenance`` says where it came from (default: a direct API call).
 
         Raises:
             InvalidInputError: blank/non-string/oversized content, bad user id, importance
@@ -220,7 +224,7 @@ class MemoryStore(AsyncTwins):
         """
         op = build_op(AddOp, content=content, category=category, importance=importance,
                       metadata=metadata, agent_id=agent_id, session_id=session_id,
-                      valid_from=valid_from)
+                      valid_from=valid_from, provenance=provenance)
         return self.apply([op], user_id=user_id)[0].memory
 
     def add_many(self, items: Sequence[str | dict[str, Any] | AddOp], *,
@@ -234,50 +238,64 @@ class MemoryStore(AsyncTwins):
 
     def update(self, memory_id: str, *, content: str | None = None,
                category: str | None = None, importance: float | None = None,
-               metadata: dict[str, Any] | None = None, user_id: str | None = None) -> Memory:
+               metadata: dict[str, Any] | None = None, user_id: str | None = None,
+               provenance: Provenance | None = None) -> Memory:
         """Change a memory in place (same fact, refined). History keeps the old text."""
         op = build_op(UpdateOp, memory_id=memory_id, content=content, category=category,
-                      importance=importance, metadata=metadata)
+                      importance=importance, metadata=metadata, provenance=provenance)
         return self.apply([op], user_id=user_id)[0].memory
 
     def supersede(self, memory_id: str, content: str, *, user_id: str | None = None,
                   category: str | None = None, importance: float | None = None,
                   metadata: dict[str, Any] | None = None,
-                  valid_from: datetime | None = None) -> Memory:
+                  valid_from: datetime | None = None,
+                  provenance: Provenance | None = None) -> Memory:
         """Record that a fact stopped being true: the old row keeps ``valid_to``; returns
         the new memory."""
         op = build_op(SupersedeOp, memory_id=memory_id, content=content, category=category,
-                      importance=importance, metadata=metadata, valid_from=valid_from)
+                      importance=importance, metadata=metadata, valid_from=valid_from,
+                      provenance=provenance)
         return self.apply([op], user_id=user_id)[0].memory
 
     def delete(self, memory_id: str, *, user_id: str | None = None,
-               reason: str | None = None) -> Memory:
+               reason: str | None = None, provenance: Provenance | None = None) -> Memory:
         """Remove a memory from SQL and the index at once; returns what was deleted."""
-        return self.apply([build_op(DeleteOp, memory_id=memory_id, reason=reason)],
-                          user_id=user_id)[0].memory
+        return self.apply([build_op(DeleteOp, memory_id=memory_id, reason=reason,
+                                    provenance=provenance)], user_id=user_id)[0].memory
 
     @open_only
     def forget_user(self, user_id: str) -> int:
-        """Erase a user completely: memories, history, vectors; returns memories removed."""
+        """Erase a user completely: memories, history, provenance, vectors; returns memories
+        removed.
+
+        Raises:
+            ForgetIncompleteError: SQLite only: everything is deleted, but another
+                connection's read transaction kept the WAL from being emptied for ~2 s;
+                its old frames may hold the erased text. Call again once it has ended.
+        """
         count = self.writer.forget_user(user_id)
         if is_sqlite(self.engine) and sqlite_path(self.url) is not None:
-            truncate_wal(self.engine)
+            left = truncate_wal(self.engine)
+            if left:
+                raise ForgetIncompleteError(user_id, removed=count, wal_frames=left)
         return count
 
     # ------------------------------------------------------------------ reads
     @open_only
     def get(self, memory_id: str, *, user_id: str | None = None,
-            with_embedding: bool = False) -> Memory:
-        """One memory by id (scoped to ``user_id`` when given).
+            with_embedding: bool = False, with_provenance: bool = False) -> Memory:
+        """One memory by id (scoped to ``user_id`` when given); ``with_provenance`` fills
+        ``Memory.provenance`` (where its text came from).
 
         Raises:
             MemoryNotFoundError: no such id, or it belongs to another user.
         """
-        return reads.get(self.engine, memory_id, user_id, with_embedding)
+        return reads.get(self.engine, memory_id, user_id, with_embedding, with_provenance)
 
     @open_only
     def history(self, memory_id: str, *, user_id: str | None = None) -> list[MemoryEvent]:
-        """Every event of a memory, oldest first (kept after delete, erased by forget_user)."""
+        """Every event of a memory, oldest first, each with its ``provenance`` (kept after
+        delete, erased by forget_user)."""
         return reads.history_of(self.engine, memory_id, user_id)
 
     @open_only
@@ -310,6 +328,7 @@ class MemoryStore(AsyncTwins):
     @open_only
     def search(self, query: str, *, user_id: str, k: int = 5,
                include_superseded: bool = False, min_score: float | None = None,
+               with_provenance: bool = False,
                **filters: Any) -> builtins.list[ScoredMemory]:
         """The user's ``k`` most relevant memories for ``query``, best first.
 
@@ -325,12 +344,22 @@ class MemoryStore(AsyncTwins):
         ``mmr_lambda``, ``dedupe_threshold``. ``min_score`` is a floor on cosine similarity
         in every mode. Each hit carries the ranking ``score`` and, to threshold on, its
         ``cosine`` and ``keyword_match``.
+        ``with_provenance=True`` fills each hit's ``memory.provenance`` (one more query).
         """
         options, filters = SearchOptions.split(filters)
         user_id, k, parsed, min_score = search_args(query, user_id, k, include_superseded,
                                                     filters, min_score)
-        return self.searcher.search(query, self.embed_query(query), user_id, k, parsed,
-                                     min_score, options, self.clock())
+        hits = self.searcher.search(query, self.embed_query(query), user_id, k, parsed,
+                                    min_score, options, self.clock())
+        return self.with_provenance(hits) if with_provenance else hits
+
+    def with_provenance(self, hits: builtins.list[ScoredMemory]
+                         ) -> builtins.list[ScoredMemory]:
+        """These hits with each memory's provenance filled in."""
+        with self.engine.connect() as conn:
+            filled = reads.with_origins(conn, [hit.memory for hit in hits])
+        return [ScoredMemory(memory, hit.score, hit.cosine, hit.keyword_match)
+                for memory, hit in zip(filled, hits)]
 
     @open_only
     def search_by_vector(self, vector: Sequence[float] | np.ndarray, *, user_id: str,

@@ -4,36 +4,52 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from ..errors import MemoryNotFoundError
 from ..models import Memory, MemoryEvent
+from ..scopes import NAMESPACE_PREFIX
 from ..validation import check_id, check_user_id
+from . import origins
 from .filters import SearchFilters, build_filter_query
 from .rows import MEMORY_COLUMNS, row_to_event, row_to_memory
 from .schema import history, memories
 
-__all__ = ["count", "get", "history_of", "list_memories", "table_counts", "user_ids"]
+__all__ = ["count", "get", "history_of", "list_memories", "table_counts", "user_ids",
+           "with_origins"]
 
 
-def get(engine: Engine, memory_id: str, user_id: str | None, with_embedding: bool) -> Memory:
+def get(engine: Engine, memory_id: str, user_id: str | None, with_embedding: bool,
+        with_provenance: bool = False) -> Memory:
     memory_id = check_id(memory_id, "memory_id")
+    user_id = None if user_id is None else check_user_id(user_id)
     cols = list(memories.c) if with_embedding else MEMORY_COLUMNS
     with engine.connect() as conn:
         row = conn.execute(select(*cols).where(memories.c.id == memory_id)).first()
-    if row is None or (user_id is not None and row.user_id != user_id):
-        raise MemoryNotFoundError(memory_id, user_id=user_id)
-    return row_to_memory(row, with_embedding=with_embedding)
+        if row is None or (user_id is not None and row.user_id != user_id):
+            raise MemoryNotFoundError(memory_id, user_id=user_id)
+        memory = row_to_memory(row, with_embedding=with_embedding)
+        if with_provenance:
+            memory = with_origins(conn, [memory])[0]
+    return memory
+
+
+def with_origins(conn: Connection, found: list[Memory]) -> list[Memory]:
+    """These memories with their provenance filled in (an opt-in: it is one more query)."""
+    known = origins.of_memories(conn, [m.id for m in found])
+    return [m.model_copy(update={"provenance": known.get(m.id)}) for m in found]
 
 
 def history_of(engine: Engine, memory_id: str, user_id: str | None) -> list[MemoryEvent]:
     memory_id = check_id(memory_id, "memory_id")
+    user_id = None if user_id is None else check_user_id(user_id)
     with engine.connect() as conn:
         rows = conn.execute(select(history).where(history.c.memory_id == memory_id)
                             .order_by(history.c.id)).all()
-    if not rows or (user_id is not None and rows[0].user_id != user_id):
-        raise MemoryNotFoundError(memory_id, user_id=user_id)
-    return [row_to_event(r) for r in rows]
+        if not rows or (user_id is not None and rows[0].user_id != user_id):
+            raise MemoryNotFoundError(memory_id, user_id=user_id)
+        known = origins.of_events(conn, [r.id for r in rows])
+    return [row_to_event(r).model_copy(update={"provenance": known.get(r.id)}) for r in rows]
 
 
 def list_memories(engine: Engine, user_id: str, include_superseded: bool, limit: int | None,
@@ -57,9 +73,14 @@ def count(engine: Engine, user_id: str | None, include_superseded: bool) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+_USERS_ONLY = ~memories.c.user_id.startswith(NAMESPACE_PREFIX, autoescape=True)
+
+
 def user_ids(engine: Engine) -> list[str]:
+    """Users only: LangGraph namespaces are another scope kind (see ``scopes``)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(memories.c.user_id).distinct().order_by(memories.c.user_id))
+        rows = conn.execute(select(memories.c.user_id).distinct().where(_USERS_ONLY)
+                            .order_by(memories.c.user_id))
         return [r[0] for r in rows]
 
 
@@ -69,7 +90,8 @@ def table_counts(engine: Engine) -> dict[str, int]:
         total = conn.execute(select(func.count()).select_from(memories)).scalar_one()
         current = conn.execute(select(func.count()).select_from(memories)
                                .where(memories.c.valid_to.is_(None))).scalar_one()
-        users = conn.execute(select(func.count(memories.c.user_id.distinct()))).scalar_one()
+        users = conn.execute(select(func.count(memories.c.user_id.distinct()))
+                             .where(_USERS_ONLY)).scalar_one()
         events = conn.execute(select(func.count()).select_from(history)).scalar_one()
     return {"memories": int(current), "superseded": int(total - current),
             "users": int(users), "history_events": int(events)}

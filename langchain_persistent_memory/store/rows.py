@@ -112,6 +112,7 @@ _MEMORY_FIELDS = set(Memory.model_fields)
 def construct_memory(fields: dict[str, Any]) -> Memory:
     """``Memory.model_construct`` for a dict holding every field, at a fraction of its cost
     (it runs for each search hit and each added memory): stored data is already valid."""
+    fields.setdefault("provenance", None)  # filled only on request (see reads)
     memory = Memory.__new__(Memory)
     object.__setattr__(memory, "__dict__", fields)
     object.__setattr__(memory, "__pydantic_fields_set__", _MEMORY_FIELDS.copy())

@@ -47,6 +47,7 @@ __all__ = [
     "metadata_obj",
     "migrate",
     "prepare_database",
+    "provenance",
     "read_meta",
     "users",
     "write_meta",
@@ -157,6 +158,25 @@ memory_entities = Table(
     Index("ix_lpm_memory_entities_user_key", "user_id", "entity_key"),
 )
 
+# Where each history event's write came from (see models.Provenance): one row per event,
+# keyed by the event's id; erased with the user's history.
+provenance = Table(
+    "lpm_provenance",
+    metadata_obj,
+    Column("event_id", PKType, primary_key=True, autoincrement=False),
+    Column("memory_id", String(36), nullable=False, index=True),
+    Column("user_id", String(256), nullable=False, index=True),
+    Column("origin", String(16), nullable=False),
+    Column("roles", JSONType, nullable=False),
+    Column("positions", JSONType, nullable=False),
+    Column("evidence", Text),
+    Column("session_id", String(256)),
+    Column("agent_id", String(256)),
+    Column("model", String(256)),
+    Column("prompt_version", String(64)),
+    Column("trust", String(16)),
+)
+
 # v1-v3 only: the global change log and its keyword indexes, dropped by v4.
 _changes = Table(
     "lpm_changes",
@@ -167,7 +187,7 @@ _changes = Table(
     Column("op", String(8), nullable=False),
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 Migration = Callable[[Connection], None]
 
@@ -264,8 +284,14 @@ def _v5_entities(conn: Connection) -> None:
         link_memories(conn, user_id, texts)
 
 
+def _v6_provenance(conn: Connection) -> None:
+    """``lpm_provenance``: where every later history event's write came from. Events
+    written before it have none (read back as ``provenance=None``)."""
+    provenance.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5_entities]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5_entities, _v6_provenance]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

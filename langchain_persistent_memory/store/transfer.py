@@ -38,8 +38,9 @@ from .embedding import normalize_rows
 from .engine import is_sqlite, run_write
 from .entity_rows import link_memories
 from .files import atomic_write
+from .origins import PROVENANCE_FIELDS
 from .rows import encode_vector
-from .schema import history, memories, read_meta, write_meta
+from .schema import history, memories, provenance, read_meta, write_meta
 from .transfer_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -89,8 +90,11 @@ def _write_snapshot(engine: Engine, now: datetime, out: IO[str], user_id: str | 
             for row in streaming.execute(select(memories).where(*mem_where)
                                          .order_by(memories.c.pk)):
                 out.write(dumps(memory_line(row)))
-            for row in streaming.execute(select(history).where(*hist_where)
-                                         .order_by(history.c.id)):
+            events = (select(history, *(provenance.c[name].label("p_" + name)
+                                        for name in PROVENANCE_FIELDS))
+                      .outerjoin(provenance, provenance.c.event_id == history.c.id)
+                      .where(*hist_where).order_by(history.c.id))
+            for row in streaming.execute(events):
                 out.write(dumps(event_line(row)))
     return int(n_mem)
 
@@ -154,6 +158,7 @@ def _validate(store: Writer, lines: Iterator[str], user_id: str | None,
     header: Header | None = None
     owner: dict[str, str] = {}  # memory id -> user, for memory lines (all users)
     event_ids: dict[str, str] = {}
+    links: list[tuple[int, str, str, str]] = []  # line, memory, its user, superseded_by
     counts = {"memory": 0, "event": 0}
     dim: int | None = None
     for lineno, kind, record in records(lines, store.max_chars):
@@ -169,6 +174,8 @@ def _validate(store: Writer, lines: Iterator[str], user_id: str | None,
                 raise bad_line(lineno, f"memory {mid!r} and its events name different users",
                            "user_id")
             owner[mid] = uid
+            if record.values.get("superseded_by"):
+                links.append((lineno, mid, uid, record.values["superseded_by"]))
             if record.vector is not None:
                 assert header is not None  # records yields the header first
                 dim = _check_vector_source(store, header, record.vector, dim, lineno)
@@ -185,10 +192,28 @@ def _validate(store: Writer, lines: Iterator[str], user_id: str | None,
     wanted = sorted({mid for mid, uid in [*owner.items(), *event_ids.items()]
                      if user_id is None or uid == user_id})
     with store.engine.connect() as conn:
+        _check_links(conn, links, owner)
         taken = _existing_ids(conn, wanted)
     if taken and on_conflict == "error":
         raise _conflict(sorted(taken), owner)
     return taken
+
+
+def _check_links(conn: Connection, links: list[tuple[int, str, str, str]],
+                 owner: dict[str, str]) -> None:
+    """A memory may only be superseded by a memory of its own user (in the file or the
+    store): a link across users would show one user's fact in another's lineage."""
+    known = dict(owner)
+    outside = sorted({target for _, _, _, target in links if target not in owner})
+    for start in range(0, len(outside), _DB_BATCH):
+        chunk = outside[start:start + _DB_BATCH]
+        known.update((row[0], row[1]) for row in conn.execute(
+            select(memories.c.id, memories.c.user_id).where(memories.c.id.in_(chunk))))
+    for lineno, mid, uid, target in links:
+        if known.get(target, uid) != uid:
+            raise bad_line(lineno, f"memory {mid!r} of user {uid!r} is superseded_by "
+                           f"{target!r}, a memory of another user; nothing was imported",
+                           "superseded_by")
 
 
 def _conflict(taken: list[str], owner: dict[str, str]) -> InvalidInputError:
@@ -283,7 +308,14 @@ def _write_chunk(store: Writer, mems: list[MemoryRecord],
             conn.execute(insert(memories), [m.values for m in mems])
             _link_imported(conn, [m.values["id"] for m in mems])
         if events:
-            conn.execute(insert(history), events)
+            written = conn.execute(
+                insert(history).returning(history.c.id, sort_by_parameter_order=True),
+                [{k: v for k, v in e.items() if k != "provenance"} for e in events]).scalars()
+            origins = [{"event_id": event_id, "memory_id": e["memory_id"],
+                        "user_id": e["user_id"], **e["provenance"]}
+                       for event_id, e in zip(written.all(), events) if e["provenance"]]
+            if origins:
+                conn.execute(insert(provenance), origins)
         return Committed(versions, [Change(u, 0, "other") for u in touched])
 
     try:

@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from ..errors import InvalidInputError
-from ..models import EventType
+from ..models import EventType, Provenance
+from ..scopes import NamespaceScope, is_namespace_scope
 from ..validation import (
     check_content,
     check_id,
@@ -29,6 +31,7 @@ from ..validation import (
     content_hash,
     to_utc,
 )
+from .origins import PROVENANCE_FIELDS, provenance_values
 from .rows import decode_vector
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Header", "MemoryRecord", "bad_line", "dumps",
@@ -41,7 +44,7 @@ _MEMORY_KEYS = {"type", "id", "user_id", "agent_id", "session_id", "content", "c
                 "importance", "created_at", "updated_at", "valid_from", "valid_to",
                 "superseded_by", "metadata", "content_hash", "embedding"}
 _EVENT_KEYS = {"type", "memory_id", "user_id", "event", "old_content", "new_content",
-               "created_at", "metadata"}
+               "created_at", "metadata", "provenance"}
 _HEADER_KEYS = {"type", "format", "version", "embedding_model", "embedding_dim", "user_id",
                 "memories", "events", "exported_at"}
 
@@ -67,7 +70,29 @@ def event_line(row: Any) -> dict[str, Any]:
         "type": "event", "memory_id": row.memory_id, "user_id": row.user_id,
         "event": row.event, "old_content": row.old_content, "new_content": row.new_content,
         "created_at": iso(row.created_at), "metadata": row.metadata or {},
+        "provenance": None if row.p_origin is None else
+        {name: getattr(row, "p_" + name) for name in PROVENANCE_FIELDS},
     }
+
+
+def _provenance(obj: dict[str, Any], lineno: int) -> dict[str, Any] | None:
+    """An event line's provenance as ``lpm_provenance`` values (None: none recorded)."""
+    raw = obj.get("provenance")
+    if raw is None:
+        return None
+    try:
+        return provenance_values(Provenance.model_validate(raw))
+    except ValidationError as exc:
+        raise bad_line(lineno, f"provenance: {exc.errors()[0]['msg']}", "provenance") from None
+    except InvalidInputError as exc:
+        raise bad_line(lineno, str(exc), "provenance") from None
+
+
+def scope_id(value: Any) -> str:
+    """A line's user id: a user, or a LangGraph namespace scope (a full backup holds both)."""
+    if isinstance(value, str) and is_namespace_scope(value):
+        value = NamespaceScope(value)
+    return check_user_id(value)
 
 
 def dumps(obj: dict[str, Any]) -> str:
@@ -151,7 +176,7 @@ def _parse_memory(obj: dict[str, Any], lineno: int, max_chars: int) -> MemoryRec
                                                                 "superseded_by"))
     values = {
         "id": memory_id,
-        "user_id": _checked(lineno, lambda: check_user_id(obj.get("user_id"))),
+        "user_id": _checked(lineno, lambda: scope_id(obj.get("user_id"))),
         "agent_id": _checked(lineno, lambda: check_optional_id(obj.get("agent_id"), "agent_id")),
         "session_id": _checked(lineno, lambda: check_optional_id(obj.get("session_id"),
                                                                  "session_id")),
@@ -187,10 +212,11 @@ def _parse_event(obj: dict[str, Any], lineno: int) -> dict[str, Any]:
         texts[key] = value
     return {
         "memory_id": _checked(lineno, lambda: check_id(obj.get("memory_id"), "memory_id")),
-        "user_id": _checked(lineno, lambda: check_user_id(obj.get("user_id"))),
+        "user_id": _checked(lineno, lambda: scope_id(obj.get("user_id"))),
         "event": event, **texts,
         "created_at": _time(obj, "created_at", lineno, required=True),
         "metadata": _checked(lineno, lambda: check_metadata(obj.get("metadata"))),
+        "provenance": _provenance(obj, lineno),
     }
 
 

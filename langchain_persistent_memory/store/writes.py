@@ -22,7 +22,15 @@ import numpy as np
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text, update
 
 from ..errors import InvalidInputError, MemoryNotFoundError
-from ..models import AddOp, DeleteOp, EventType, Memory, Operation, SupersedeOp, UpdateOp
+from ..models import (
+    AddOp,
+    DeleteOp,
+    EventType,
+    Memory,
+    Operation,
+    SupersedeOp,
+    UpdateOp,
+)
 from ..validation import (
     check_content,
     check_embedding,
@@ -36,9 +44,18 @@ from ..validation import (
     to_utc,
 )
 from .entity_rows import check_names, link_memories, purge_entities, unlink_memories
+from .origins import PROVENANCE_FIELDS, provenance_values
 from .reader import LoadedRow
 from .rows import MEMORY_COLUMNS, construct_memory, encode_vector, raw_memory, row_to_memory
-from .schema import entities, first_version, history, memories, memory_entities, users
+from .schema import (
+    entities,
+    first_version,
+    history,
+    memories,
+    memory_entities,
+    provenance,
+    users,
+)
 
 __all__ = ["Applied", "Change", "Committed", "PreparedOp", "bump_version", "execute_ops",
            "prepare_ops", "purge_user"]
@@ -57,6 +74,7 @@ class PreparedOp:
     reason: str | None = None
     vector: np.ndarray | None = None
     names: tuple[str, ...] = ()  # entity names given with the operation
+    provenance: dict[str, Any] = field(default_factory=dict)  # lpm_provenance values
 
 
 @dataclass
@@ -150,7 +168,8 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
                                        reason=op.reason))
         else:
             raise InvalidInputError(f"unknown operation {op!r}")
-    for done in prepared:
+    for done, op in zip(prepared, ops):
+        done.provenance = provenance_values(op.provenance)
         if done.text is not None:
             done.digest = content_hash(done.text)
     return prepared
@@ -169,11 +188,25 @@ def _load_owned(conn: Connection, memory_id: str, user_id: str | None) -> Any:
 
 
 def _event(conn: Connection, memory_id: str, user_id: str, event: EventType, now: datetime,
-           old: str | None, new: str | None, meta: dict[str, Any] | None = None) -> None:
-    conn.execute(insert(history).values(
-        memory_id=memory_id, user_id=user_id, event=event.value, old_content=old,
-        new_content=new, created_at=now, metadata=meta or {},
-    ))
+           old: str | None, new: str | None, meta: dict[str, Any] | None,
+           origin: dict[str, Any]) -> None:
+    """One history event and its provenance."""
+    [event_id] = _insert(conn, history, {
+        "memory_id": [memory_id], "user_id": [user_id], "event": [event.value],
+        "old_content": [old], "new_content": [new], "created_at": [now],
+        "metadata": [meta or {}]})
+    _insert(conn, provenance, _provenance_rows([event_id], [memory_id], user_id, [origin]))
+
+
+def _provenance_rows(event_ids: list[int], memory_ids: list[str], user_id: str,
+                     origins: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """``lpm_provenance`` columns for these events (one origin per event)."""
+    columns: dict[str, list[Any]] = {"event_id": event_ids, "memory_id": memory_ids,
+                                     "user_id": [user_id] * len(event_ids)}
+    for name in PROVENANCE_FIELDS:
+        columns[name] = [o[name] for o in origins]
+    return columns
+
 
 
 def new_memory_ids(count: int) -> list[str]:
@@ -242,7 +275,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                 link_memories(conn, row.user_id, [(row.pk, str(op.text))], {row.pk: op.names})
             _event(conn, row.id, row.user_id, EventType.UPDATE, now, row.content,
                    op.text if op.text is not None else row.content,
-                   {k: v for k, v in op.fields.items() if k != "metadata"})
+                   {k: v for k, v in op.fields.items() if k != "metadata"}, op.provenance)
             pending.append(Change(row.user_id, row.pk, "other"))
             after = before.model_copy(update={k: v for k, v in values.items()
                                               if k != "embedding"})
@@ -267,9 +300,9 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(
                 valid_to=ended, superseded_by=values["id"], updated_at=now))
             _event(conn, row.id, row.user_id, EventType.SUPERSEDE, now, row.content, op.text,
-                   {"superseded_by": values["id"]})
+                   {"superseded_by": values["id"]}, op.provenance)
             _event(conn, values["id"], row.user_id, EventType.ADD, now, None, op.text,
-                   {"supersedes": row.id})
+                   {"supersedes": row.id}, op.provenance)
             pending.append(Change(row.user_id, row.pk, "retire"))
             pending.append(Change(row.user_id, pk, "add", (
                 pk, values["session_id"], op.text, values["valid_from"], values["importance"],
@@ -283,7 +316,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             conn.execute(delete(memories).where(memories.c.pk == row.pk))
             unlink_memories(conn, row.user_id, [row.pk])
             _event(conn, row.id, row.user_id, EventType.DELETE, now, row.content, None,
-                   {"reason": op.reason} if op.reason else {})
+                   {"reason": op.reason} if op.reason else {}, op.provenance)
             pending.append(Change(row.user_id, row.pk, "delete"))
             results[i] = Applied("delete", before)
 
@@ -304,7 +337,14 @@ v AS (INSERT INTO {users.name} (user_id, version) SELECT :user_id, :first FROM g
       RETURNING version),
 logged AS (INSERT INTO {history.name} (memory_id, user_id, event, old_content, new_content,
                                        created_at, metadata)
-           SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone),
+           SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone
+           RETURNING id, memory_id, user_id),
+origin AS (INSERT INTO {provenance.name} (event_id, memory_id, user_id, origin, roles,
+                                          positions, evidence, session_id, agent_id, model,
+                                          prompt_version, trust)
+           SELECT id, memory_id, user_id, :origin, CAST(:roles AS JSONB),
+                  CAST(:positions AS JSONB), :evidence, :session_id, :agent_id, :model,
+                  :prompt_version, :trust FROM logged),
 links AS (DELETE FROM {memory_entities.name} WHERE user_id = :user_id
           AND memory_pk IN (SELECT pk FROM gone) RETURNING entity_key),
 orphans AS (DELETE FROM {entities.name} e WHERE e.user_id = :user_id
@@ -321,7 +361,9 @@ def _delete_one_pg(conn: Connection, user_id: str, op: PreparedOp,
     row = conn.execute(_PG_DELETE, {
         "user_id": user_id, "first": first_version(), "id": op.memory_id,
         "event": EventType.DELETE.value, "now": now.astimezone(timezone.utc).replace(tzinfo=None),
-        "meta": json.dumps({"reason": op.reason} if op.reason else {})}).first()
+        "meta": json.dumps({"reason": op.reason} if op.reason else {}),
+        **op.provenance, "roles": json.dumps(op.provenance["roles"]),
+        "positions": json.dumps(op.provenance["positions"])}).first()
     if row is None:  # no such memory of this user: nothing was written
         assert op.memory_id is not None
         raise MemoryNotFoundError(op.memory_id, user_id=user_id)
@@ -347,6 +389,7 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
 
     fresh: list[tuple[dict[str, Any], np.ndarray]] = []
     names: list[tuple[str, ...]] = []
+    origins: list[dict[str, Any]] = []
     ids = iter(new_memory_ids(sum(op.memory_id is None for _, op in adds)))
     for i, op in adds:
         assert op.text is not None and op.digest is not None
@@ -360,6 +403,7 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
         results[i] = Applied("add", known[key])
         fresh.append((values, op.vector if op.vector is not None else vectors[h]))
         names.append(op.names)
+        origins.append(op.provenance)
     if not fresh:
         return []
     count = len(fresh)
@@ -368,11 +412,12 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
     pks = _insert(conn, memories, cols)
     link_memories(conn, user_id, zip(pks, cols["content"]),
                   {pk: given for pk, given in zip(pks, names) if given})
-    _insert(conn, history, {
+    event_ids = _insert(conn, history, {
         "memory_id": cols["id"], "user_id": [user_id] * count,
         "event": [EventType.ADD.value] * count, "old_content": [None] * count,
         "new_content": cols["content"], "created_at": [now] * count, "metadata": [{}] * count,
     })
+    _insert(conn, provenance, _provenance_rows(event_ids, cols["id"], user_id, origins))
     return [Change(user_id, pk, "add", (pk, v["session_id"], v["content"], v["valid_from"],
                                         v["importance"], True, v["content_hash"], vec))
             for pk, (v, vec) in zip(pks, fresh)]
@@ -513,6 +558,7 @@ def purge_user(conn: Connection, user_id: str) -> int:
     conn.execute(delete(memories).where(memories.c.user_id == user_id))
     conn.execute(delete(history).where(history.c.user_id == user_id))
     purge_entities(conn, user_id)
+    conn.execute(delete(provenance).where(provenance.c.user_id == user_id))
     conn.execute(delete(users).where(users.c.user_id == user_id))
     return int(count)
 

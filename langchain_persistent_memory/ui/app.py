@@ -19,7 +19,7 @@ from langchain_persistent_memory.cli.config import (
     open_store,
     stored_model_name,
 )
-from langchain_persistent_memory.models import Memory
+from langchain_persistent_memory.models import Memory, Provenance
 from langchain_persistent_memory.store import MemoryStore
 from langchain_persistent_memory.ui.logic import (
     COLUMN_WIDTHS,
@@ -125,7 +125,8 @@ def _details_tab(store: MemoryStore, memories: list[Memory]) -> None:
         for row in timeline_rows(store.history(memory.id, user_id=memory.user_id)):
             before, after = md_escape(row["before"]), md_escape(row["after"])
             change = f"“{before}” → “{after}”" if before and after else f"“{after or before}”"
-            st.markdown(f"- `{row['when']:%Y-%m-%d %H:%M}` **{row['event']}** {change}")
+            origin = f" — from {md_escape(row['origin'])}" if row["origin"] else ""
+            st.markdown(f"- `{row['when']:%Y-%m-%d %H:%M}` **{row['event']}** {change}{origin}")
         for relation, other in lineage(memory, memories):
             st.button(f"{relation}: {md_escape(memory_label(other))}",
                       key=f"{relation}-{other.id}",
@@ -159,7 +160,8 @@ def _edit_form(store: MemoryStore, memory: Memory) -> None:
             if not sure:
                 st.warning("Tick the box to confirm.")
             else:
-                store.delete(memory.id, user_id=memory.user_id, reason="deleted in the web UI")
+                store.delete(memory.id, user_id=memory.user_id, reason="deleted in the web UI",
+                             provenance=Provenance(origin="ui"))
                 st.session_state["next_memory"] = None
                 _flash("Deleted.")
                 st.rerun()

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..models import Memory, MemoryEvent
+from ..models import Memory, MemoryEvent, Provenance
 from ..store import EntityRow, MemoryStore
 
 __all__ = [
@@ -35,6 +35,8 @@ __all__ = [
     "summary",
     "timeline_rows",
 ]
+
+_FROM_UI = Provenance(origin="ui")  # edits made in the web UI say so in their history
 
 NO_CATEGORY = "(none)"
 EVENT_LABELS = {"ADD": "added", "UPDATE": "updated", "SUPERSEDE": "superseded",
@@ -104,6 +106,7 @@ def timeline_rows(events: Sequence[MemoryEvent]) -> list[dict[str, Any]]:
             "event": EVENT_LABELS.get(kind, kind.lower()),
             "before": event.old_content or "",
             "after": event.new_content or "",
+            "origin": event.provenance.summary() if event.provenance else "",
         })
     return rows
 
@@ -188,8 +191,8 @@ def apply_edit(store: MemoryStore, memory: Memory, *, content: str, category: st
             raise InvalidInputError("superseding needs the new text of the fact",
                                     field="content")
         return store.supersede(memory.id, changes.pop("content"), user_id=memory.user_id,
-                               **changes)
-    return store.update(memory.id, user_id=memory.user_id, **changes)
+                               provenance=_FROM_UI, **changes)
+    return store.update(memory.id, user_id=memory.user_id, provenance=_FROM_UI, **changes)
 
 
 def entities_frame(rows: Sequence[EntityRow]) -> pd.DataFrame:
