@@ -53,8 +53,10 @@ def recall(db: str) -> None:
         for user, questions in QUESTIONS.items():
             for question in questions:
                 print(f"\n  {user} asks: {question!r}")
-                for memory, score in store.search(question, user_id=user, k=2):
-                    print(f"    {score:.2f}  [{memory.category}] {memory.content}")
+                for hit in store.search(question, user_id=user, k=2):
+                    # score ranks this search's hits; cosine is absolute (threshold on it)
+                    print(f"    rank {hit.score:.2f}  cosine {hit.cosine:.2f}  "
+                          f"[{hit.memory.category}] {hit.memory.content}")
         berlin = store.search("where does alice live?", user_id="alice", k=1)[0].memory
         print("\n  alice, where do you live? ->", berlin.content)
         old = store.history(berlin.id)[0].metadata["supersedes"]
