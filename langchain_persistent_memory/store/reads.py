@@ -10,7 +10,7 @@ from ..errors import MemoryNotFoundError
 from ..models import Memory, MemoryEvent
 from ..scopes import NAMESPACE_PREFIX
 from ..validation import check_id, check_user_id
-from . import origins
+from .origins import of_events, of_memories
 from .filters import SearchFilters, build_filter_query
 from .rows import MEMORY_COLUMNS, row_to_event, row_to_memory
 from .schema import history, memories
@@ -36,7 +36,7 @@ def get(engine: Engine, memory_id: str, user_id: str | None, with_embedding: boo
 
 def with_origins(conn: Connection, found: list[Memory]) -> list[Memory]:
     """These memories with their provenance filled in (an opt-in: it is one more query)."""
-    known = origins.of_memories(conn, [m.id for m in found])
+    known = of_memories(conn, [m.id for m in found])
     return [m.model_copy(update={"provenance": known.get(m.id)}) for m in found]
 
 
@@ -48,7 +48,7 @@ def history_of(engine: Engine, memory_id: str, user_id: str | None) -> list[Memo
                             .order_by(history.c.id)).all()
         if not rows or (user_id is not None and rows[0].user_id != user_id):
             raise MemoryNotFoundError(memory_id, user_id=user_id)
-        known = origins.of_events(conn, [r.id for r in rows])
+        known = of_events(conn, [r.id for r in rows])
     return [row_to_event(r).model_copy(update={"provenance": known.get(r.id)}) for r in rows]
 
 
