@@ -10,8 +10,8 @@ from ..errors import MemoryNotFoundError
 from ..models import Memory, MemoryEvent
 from ..scopes import NAMESPACE_PREFIX
 from ..validation import check_id, check_user_id
-from .origins import of_events, of_memories
 from .filters import SearchFilters, build_filter_query
+from .origins import of_events, of_memories
 from .rows import MEMORY_COLUMNS, row_to_event, row_to_memory
 from .schema import history, memories
 
