@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from langchain_persistent_memory import (
+    ANY_USER,
     AddOp,
     EmbeddingMismatchError,
     InvalidInputError,
@@ -50,10 +51,11 @@ def populate(store: MemoryStore) -> dict[str, str]:
                             "nested": {"f": 0.1}},
                   valid_from=datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc))
     b = store.add("Lives in Lisbon", user_id="alice", category="fact")
-    store.update(a.id, content="Prefers very short technical explanations", importance=0.9)
-    new_b = store.supersede(b.id, "Lives in Porto", metadata={"moved": "2024"})
+    store.update(a.id, content="Prefers very short technical explanations", importance=0.9,
+            user_id="alice")
+    new_b = store.supersede(b.id, "Lives in Porto", metadata={"moved": "2024"}, user_id="alice")
     gone = store.add("Has a cat named Tom", user_id="alice")
-    store.delete(gone.id, reason="user asked")
+    store.delete(gone.id, reason="user asked", user_id="alice")
     store.add_many(["Bob likes jazz", {"content": "Bob plays chess", "category": "hobby"}],
                    user_id="bob")
     return {"a": a.id, "b": b.id, "new_b": new_b.id, "gone": gone.id}
@@ -301,7 +303,8 @@ def test_plain_number_lists_and_unnormalised_vectors_are_accepted(
     edited = _edit(text, 2, embedding=[3.0] + [0.0] * 63)
     assert sqlite_store.import_jsonl(io.StringIO(edited)) == 1
     stored = sqlite_store.list("x")[0]
-    assert sqlite_store.get(stored.id, with_embedding=True).embedding == [1.0] + [0.0] * 63
+    assert sqlite_store.get(stored.id, with_embedding=True,
+            user_id=ANY_USER).embedding == [1.0] + [0.0] * 63
 
 
 def test_pipe_source_and_empty_store(sqlite_store: MemoryStore, tmp_path: Path) -> None:
@@ -366,7 +369,7 @@ def test_id_taken_by_another_writer_during_import_is_a_typed_error(tmp_path: Pat
         text = json.dumps(header) + "\n" + json.dumps(line) + "\n"
         with pytest.raises(InvalidInputError, match="on_conflict='skip'"):
             s.import_jsonl(io.StringIO(text))
-        assert s.get(taken).content == "I got here first"
+        assert s.get(taken, user_id=ANY_USER).content == "I got here first"
         assert s.import_jsonl(io.StringIO(text), on_conflict="skip") == 0
 
 
