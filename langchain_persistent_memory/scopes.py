@@ -54,6 +54,7 @@ def by_id_scope(user_id: str | AnyUser | None) -> str | None:
         return None
     if user_id is None:
         raise InvalidInputError(
-            "user_id is required for a call by memory id: pass the memory's user, or "
-            "user_id=ANY_USER to act on any user's memory (admin)", field="user_id")
+            "user_id is required: pass the user the memories belong to, or (for calls by "
+            "memory id only) user_id=ANY_USER to act on any user's memory as an admin",
+            field="user_id")
     return user_id

@@ -103,14 +103,16 @@ def test_round_trip_across_backends_is_lossless_and_embeds_nothing(
             after = restored.list(user, include_superseded=True)
             assert [m.model_dump() for m in after] == [m.model_dump() for m in before]
             for m in before:
-                assert (restored.get(m.id, with_embedding=True).embedding
-                        == clocked.get(m.id, with_embedding=True).embedding)
+                assert (restored.get(m.id, user_id=user, with_embedding=True).embedding
+                        == clocked.get(m.id, user_id=user, with_embedding=True).embedding)
         for memory_id in ids.values():  # history of every memory, deleted ones included
-            assert ([e.model_dump(exclude={"id"}) for e in restored.history(memory_id)]
-                    == [e.model_dump(exclude={"id"}) for e in clocked.history(memory_id)])
+            assert ([e.model_dump(exclude={"id"})
+                     for e in restored.history(memory_id, user_id=ANY_USER)]
+                    == [e.model_dump(exclude={"id"})
+                        for e in clocked.history(memory_id, user_id=ANY_USER)])
         with pytest.raises(MemoryNotFoundError):
-            restored.get(ids["gone"])
-        old = restored.get(ids["b"])
+            restored.get(ids["gone"], user_id="alice")
+        old = restored.get(ids["b"], user_id="alice")
         assert old.valid_to is not None and old.superseded_by == ids["new_b"]
         # Re-exporting the restored store gives the same file, line for line.
         assert without_exported_at(export_text(restored)) == without_exported_at(
@@ -181,7 +183,7 @@ def test_duplicate_ids_error_by_default_and_skip_resumes(clocked: MemoryStore,
     assert clocked.import_jsonl(backup, on_conflict="skip") == 2  # only bob's come back
     assert sorted(m.content for m in clocked.list("bob")) == ["Bob likes jazz",
                                                               "Bob plays chess"]
-    assert len(clocked.history(clocked.list("bob")[0].id)) == 1  # no doubled events
+    assert len(clocked.history(clocked.list("bob")[0].id, user_id="bob")) == 1  # no doubled events
 
 
 def test_chunked_import_validates_whole_file_first(clocked: MemoryStore, tmp_path: Path,
