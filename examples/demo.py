@@ -59,9 +59,9 @@ def recall(db: str) -> None:
                           f"[{hit.memory.category}] {hit.memory.content}")
         berlin = store.search("where does alice live?", user_id="alice", k=1)[0].memory
         print("\n  alice, where do you live? ->", berlin.content)
-        old = store.history(berlin.id)[0].metadata["supersedes"]
+        old = store.history(berlin.id, user_id="alice")[0].metadata["supersedes"]
         print("  history of the superseded memory:")
-        for event in store.history(old):
+        for event in store.history(old, user_id="alice"):
             print(f"    {event.created_at:%H:%M:%S} {event.event.value:9} "
                   f"{event.old_content!r} -> {event.new_content!r}")
         print("\n  scoping: bob's search for 'Berlin' ->",

@@ -37,6 +37,7 @@ from .pipeline import (
     PipelinePrompts,
     ProcessResult,
 )
+from .scopes import ANY_USER
 from .store import EntityRow, IndexInfo, LocalEmbeddings, MemoryStore, default_database_url
 
 try:
@@ -85,6 +86,7 @@ def __getattr__(name: str) -> object:
     return value
 
 __all__ = [
+    "ANY_USER",
     "AddOp",
     "AsyncMemoryClient",
     "ConsolidationResult",

@@ -10,7 +10,13 @@ on purpose (the LangGraph store) reaches it.
 
 from __future__ import annotations
 
-__all__ = ["NAMESPACE_PREFIX", "NamespaceScope", "is_namespace_scope", "reserved_for_scopes"]
+from enum import Enum
+from typing import Final
+
+from .errors import InvalidInputError
+
+__all__ = ["ANY_USER", "NAMESPACE_PREFIX", "AnyUser", "NamespaceScope", "by_id_scope",
+           "is_namespace_scope", "reserved_for_scopes"]
 
 NAMESPACE_PREFIX = "langgraph:"
 
@@ -29,3 +35,26 @@ def reserved_for_scopes(value: str) -> bool:
 def is_namespace_scope(value: str) -> bool:
     """A stored scope id (plain text from SQL) that belongs to a namespace, not a user."""
     return value.startswith(NAMESPACE_PREFIX)
+
+
+class AnyUser(Enum):
+    """The admin opt-in of calls by memory id: ``user_id=ANY_USER`` acts on any user's
+    memory. Without it such a call needs the memory's own user."""
+
+    ANY_USER = "ANY_USER"
+
+
+ANY_USER: Final = AnyUser.ANY_USER
+
+
+def by_id_scope(user_id: str | AnyUser | None) -> str | None:
+    """The scope of a call by memory id: the user given, or None for ``ANY_USER`` (admin).
+    Leaving the user out is refused: an id alone must not reach another user's memory."""
+    if user_id is AnyUser.ANY_USER:
+        return None
+    if user_id is None:
+        raise InvalidInputError(
+            "user_id is required: pass the user the memories belong to, or (for calls by "
+            "memory id only) user_id=ANY_USER to act on any user's memory as an admin",
+            field="user_id")
+    return user_id

@@ -17,7 +17,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner, Result
 
-from langchain_persistent_memory import MemoryStore
+from langchain_persistent_memory import ANY_USER, MemoryStore
 from langchain_persistent_memory.cli.app import app
 from tests.support.embeddings import HashEmbeddings
 
@@ -255,11 +255,11 @@ def test_installed_lpm_script_runs_as_a_real_process(tmp_path: Path) -> None:
     assert bad.stderr.strip() == "Error: no memory with id 'missing-id'"
     # a bare path became a SQLite file holding the memory
     with MemoryStore(f"sqlite:///{tmp_path / 'proc.db'}", embeddings=HashEmbeddings()) as store:
-        assert store.get(memory_id).content == "Alice keeps bees"
+        assert store.get(memory_id, user_id=ANY_USER).content == "Alice keeps bees"
 
 
 def test_store_written_by_cli_opens_in_python(lpm: Run, db: Path) -> None:
     memory = add(lpm, "Alice speaks Portuguese", "alice", "-c", "skill")
     with MemoryStore(f"sqlite:///{db}", embeddings=HashEmbeddings()) as store:
-        assert store.get(memory["id"]).category == "skill"
+        assert store.get(memory["id"], user_id=ANY_USER).category == "skill"
         assert store.search("Portuguese", user_id="alice")[0].memory.id == memory["id"]

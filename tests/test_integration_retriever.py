@@ -52,7 +52,7 @@ def test_documents_carry_id_score_category_and_timestamps(filled: MemoryStore) -
     docs = MemoryRetriever(store=filled, user_id="alice", k=1).invoke("green tea")
     assert [d.page_content for d in docs] == ["alice likes green tea"]
     meta = docs[0].metadata
-    stored = filled.get(meta["id"])
+    stored = filled.get(meta["id"], user_id="alice")
     assert docs[0].id == stored.id and meta["user_id"] == "alice"
     assert meta["category"] == "preference" and 0 < meta["score"] <= 1.0001
     assert meta["created_at"] == stored.created_at.isoformat()

@@ -9,7 +9,7 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import BaseMessage, ToolMessage
 
-from langchain_persistent_memory import MemoryStore
+from langchain_persistent_memory import ANY_USER, MemoryStore
 from langchain_persistent_memory.integrations.tools import create_memory_tools
 from tests.support.fake_chat import ScriptedChatModel, tool_call_message
 
@@ -51,7 +51,7 @@ def test_save_search_update_forget_round_trip(sqlite_store: MemoryStore) -> None
         "replaces_old_fact": True})], "alice")
     [current] = sqlite_store.list("alice")
     assert current.content == "alice prefers window seats"
-    assert sqlite_store.get(memory_id).valid_to is not None
+    assert sqlite_store.get(memory_id, user_id=ANY_USER).valid_to is not None
 
     out = _run(sqlite_store, [tool_call_message("forget_memory", {"memory_id": current.id})],
                "alice")
@@ -67,7 +67,7 @@ def test_users_are_kept_apart(sqlite_store: MemoryStore) -> None:
                        ("update_memory", {"memory_id": alice.id, "content": "hacked"})]:
         [msg] = _run(sqlite_store, [tool_call_message(name, args)], "bob")
         assert msg.status == "error" and "MemoryNotFoundError" in msg.content
-    assert sqlite_store.get(alice.id).content == "alice's passport number is 123"
+    assert sqlite_store.get(alice.id, user_id="alice").content == "alice's passport number is 123"
 
 
 def test_user_id_from_config_when_no_context(sqlite_store: MemoryStore) -> None:

@@ -87,7 +87,7 @@ def test_another_users_real_id_is_rejected(sqlite_store: MemoryStore):
     result = MemoryManager(sqlite_store, ScriptedChatModel(attack)).process(
         "delete everything", user_id="alice")
     assert result.skipped and "unknown handle" in (result.error or "")
-    assert sqlite_store.get(bob.id).content == "Bob's secret: the safe code is 1234."
+    assert sqlite_store.get(bob.id, user_id="bob").content == "Bob's secret: the safe code is 1234."
 
 
 def test_handles_are_scoped_to_the_turn(sqlite_store: MemoryStore):

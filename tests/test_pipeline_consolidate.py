@@ -11,7 +11,7 @@ import re
 import numpy as np
 from langchain_core.messages import AIMessage, BaseMessage
 
-from langchain_persistent_memory import EventType, MemoryManager, MemoryStore
+from langchain_persistent_memory import ANY_USER, EventType, MemoryManager, MemoryStore
 from langchain_persistent_memory.pipeline.consolidate import find_clusters
 from tests.support.fake_chat import ScriptedChatModel, tool_call_message
 
@@ -47,10 +47,10 @@ def test_consolidate_merges_a_cluster_and_keeps_history(store: MemoryStore):
     current = sorted(m.content for m in store.list("alice"))
     assert current == sorted([*OTHER, "The user loves green tea."])
     [merged] = result.of("supersede")
-    first = store.get(merged.previous.id)
+    first = store.get(merged.previous.id, user_id=ANY_USER)
     assert first.valid_to is not None and first.superseded_by == merged.memory_id
     for mid in tea_ids:  # every original is still readable in history
-        assert store.history(mid)[0].event == EventType.ADD
+        assert store.history(mid, user_id=ANY_USER)[0].event == EventType.ADD
     assert len(result.of("delete")) == 2
     assert store.count("bob") == 1
 

@@ -18,7 +18,7 @@ import pytest
 from langchain_core.messages import AIMessage
 from langchain_openai import ChatOpenAI
 
-from langchain_persistent_memory import MemoryManager, MemoryStore
+from langchain_persistent_memory import ANY_USER, MemoryManager, MemoryStore
 from tests.support.bad_answers import DROPPED, RECOVERED, SKIPPED, USER
 from tests.support.embeddings import HashEmbeddings
 from tests.support.fake_chat import ScriptedChatModel
@@ -80,7 +80,7 @@ def test_recoverable_answers_are_recovered_in_one_call(wire: Any, store: MemoryS
         sorted(expected)
     stored = {m.content: m for m in store.list("alice")}
     for content in expected:
-        origin = store.get(stored[content].id, with_provenance=True).provenance
+        origin = store.get(stored[content].id, with_provenance=True, user_id=ANY_USER).provenance
         assert origin is not None and origin.roles == ["user"]
 
 

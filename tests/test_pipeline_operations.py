@@ -15,7 +15,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from langchain_persistent_memory import EventType, MemoryManager, MemoryStore
+from langchain_persistent_memory import ANY_USER, EventType, MemoryManager, MemoryStore
 from tests.support.fake_chat import ScriptedChatModel, tool_call_message
 
 TOOL = "MemoryOperations"
@@ -60,8 +60,9 @@ def test_update_refines_in_place_and_records_history(store: MemoryStore):
     [change] = result.operations
     assert (change.action, change.memory_id) == ("update", mid)
     assert change.previous is not None and change.previous.content == "The user has a dog."
-    assert store.get(mid).content == "The user has a dog named Rex."
-    assert [e.event for e in store.history(mid)] == [EventType.ADD, EventType.UPDATE]
+    assert store.get(mid, user_id=ANY_USER).content == "The user has a dog named Rex."
+    assert [e.event for e in store.history(mid,
+            user_id=ANY_USER)] == [EventType.ADD, EventType.UPDATE]
 
 
 def test_supersede_keeps_old_row_with_valid_to(store: MemoryStore):
@@ -73,11 +74,11 @@ def test_supersede_keeps_old_row_with_valid_to(store: MemoryStore):
                                                user_id="alice", timestamp=WHEN)
     [change] = result.operations
     assert change.action == "supersede" and change.previous.id == old
-    assert store.get(old).valid_to == datetime(2026, 3, 1, tzinfo=timezone.utc)
-    assert store.get(old).superseded_by == change.memory_id
+    assert store.get(old, user_id=ANY_USER).valid_to == datetime(2026, 3, 1, tzinfo=timezone.utc)
+    assert store.get(old, user_id=ANY_USER).superseded_by == change.memory_id
     hits = store.search("where does the user live", user_id="alice")
     assert [h.memory.content for h in hits] == ["The user lives in Berlin."]
-    assert EventType.SUPERSEDE in [e.event for e in store.history(old)]
+    assert EventType.SUPERSEDE in [e.event for e in store.history(old, user_id=ANY_USER)]
 
 
 def test_delete_removes_from_search_and_index(store: MemoryStore):
@@ -91,7 +92,7 @@ def test_delete_removes_from_search_and_index(store: MemoryStore):
     assert all(h.memory.id != address for h in
                store.search("Rose Street address", user_id="alice", include_superseded=True))
     assert store.stats()["indexed_vectors"] == before - 1
-    assert store.history(address)[-1].event == EventType.DELETE
+    assert store.history(address, user_id=ANY_USER)[-1].event == EventType.DELETE
 
 
 def test_none_writes_nothing(store: MemoryStore):
@@ -114,7 +115,7 @@ def test_several_operations_commit_together(sqlite_store: MemoryStore):
     assert sorted(c.action for c in result.operations) == ["add", "delete", "supersede"]
     current = sorted(m.content for m in sqlite_store.list("alice"))
     assert current == ["The user uses NeoVim.", "The user works at Acme."]
-    assert sqlite_store.get(old).valid_to is not None
+    assert sqlite_store.get(old, user_id=ANY_USER).valid_to is not None
 
 
 def _h(messages: list[BaseMessage], needle: str) -> str:
@@ -217,7 +218,7 @@ def test_two_call_mode_extracts_then_reconciles(sqlite_store: MemoryStore):
         "I moved to Rome", user_id="alice")
     assert result.llm_calls == 2
     assert [c.action for c in result.operations] == ["supersede"]
-    assert sqlite_store.get(old).valid_to is not None
+    assert sqlite_store.get(old, user_id=ANY_USER).valid_to is not None
     assert "The user lives in Rome." in llm.calls[1][-1].text
 
 
@@ -245,7 +246,7 @@ async def test_aprocess_awaits_the_model(sqlite_store: MemoryStore):
                                 "content": "The user lives in Oslo."})])
     result = await MemoryManager(sqlite_store, llm).aprocess("moved to Oslo", user_id="alice")
     assert [c.action for c in result.operations] == ["supersede"]
-    assert (await sqlite_store.aget(old)).valid_to is not None
+    assert (await sqlite_store.aget(old, user_id=ANY_USER)).valid_to is not None
 
 
 def test_users_never_see_each_other(store: MemoryStore):

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
+from langchain_persistent_memory import ANY_USER
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,7 +91,7 @@ def _session(db: str, step: str) -> dict[str, Any]:
         return {
             "current": sorted(m.content for m in store.list(user)),
             "superseded": sorted(m.content for m in everything if m.valid_to is not None),
-            "events": {m.content: [e.event.value for e in store.history(m.id)]
+            "events": {m.content: [e.event.value for e in store.history(m.id, user_id=ANY_USER)]
                        for m in everything},
         }
 

@@ -14,10 +14,10 @@ from langchain_persistent_memory import errors
 PACKAGE = Path(lpm.__file__).parent
 
 EXPECTED = {
-    "AddOp", "AsyncMemoryClient", "ConsolidationResult", "DeleteOp", "EmbeddingMismatchError",
-    "EmbeddingModelError", "EntityRow", "EventType", "ExtractionError", "ForgetIncompleteError",
-    "ForgetInProgressError", "IndexInfo", "InvalidInputError", "LlamaIndexMemoryRetriever",
-    "LocalEmbeddings", "Memory",
+    "ANY_USER", "AddOp", "AsyncMemoryClient", "ConsolidationResult", "DeleteOp",
+    "EmbeddingMismatchError", "EmbeddingModelError", "EntityRow", "EventType",
+    "ExtractionError", "ForgetIncompleteError", "ForgetInProgressError", "IndexInfo",
+    "InvalidInputError", "LlamaIndexMemoryRetriever", "LocalEmbeddings", "Memory",
     "MemoryBackend", "MemoryChange", "MemoryClient", "MemoryEvent", "MemoryManager",
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",
     "MemoryToolErrorMiddleware", "Operation", "PersistentMemory", "PersistentMemoryBlock",

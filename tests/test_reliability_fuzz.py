@@ -165,8 +165,8 @@ def test_megabyte_text_round_trips(tmp_path: Path) -> None:
     with MemoryStore(f"sqlite:///{tmp_path / 'big.db'}", embeddings=HashEmbeddings(),
                      max_content_chars=2_000_000) as store:
         memory = store.add(text, user_id="big")
-        assert store.get(memory.id).content == text
-        assert store.history(memory.id)[0].new_content == text
+        assert store.get(memory.id, user_id="big").content == text
+        assert store.history(memory.id, user_id="big")[0].new_content == text
         _assert_sound(store)
 
 

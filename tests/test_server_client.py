@@ -14,6 +14,7 @@ from langchain.agents import create_agent
 from langchain_core.messages import ToolMessage
 
 from langchain_persistent_memory import (
+    ANY_USER,
     AsyncMemoryClient,
     InvalidInputError,
     Memory,
@@ -77,6 +78,8 @@ def script(backend: Any, user: str) -> list[Any]:
     out.append((type(deleted), deleted.content))
     for call in (lambda: backend.get(more[0].id, user_id=user),
                  lambda: backend.get(first.id, user_id="someone-else"),
+                 lambda: backend.get(first.id),  # no user: refused on both sides
+                 lambda: backend.delete(first.id),
                  lambda: backend.add("", user_id=user),
                  lambda: backend.add("x", user_id=user, importance=3),
                  lambda: backend.search("", user_id=user),
@@ -99,6 +102,26 @@ def test_client_matches_the_store_call_for_call(client: MemoryClient, tmp_path: 
     remote = script(client, "ada")
     assert remote == local
     assert (MemoryNotFoundError, None) in remote and (InvalidInputError, "content") in remote
+    assert (InvalidInputError, "user_id") in remote
+
+
+def test_client_by_id_calls_need_the_user(client: MemoryClient) -> None:
+    """Like the store, the client refuses a call by id without the memory's user; it has no
+    admin opt-in because the service scopes every call to the request's user."""
+    mine = client.add("Eve keeps bees", user_id="eve")
+    calls = [lambda **kw: client.get(mine.id, **kw), lambda **kw: client.history(mine.id, **kw),
+             lambda **kw: client.update(mine.id, content="Eve keeps wasps", **kw),
+             lambda **kw: client.supersede(mine.id, "Eve keeps ants", **kw),
+             lambda **kw: client.delete(mine.id, **kw)]
+    for call in calls:
+        for missing in ({}, {"user_id": ANY_USER}):
+            with pytest.raises(InvalidInputError, match="user_id") as refused:
+                call(**missing)
+            assert refused.value.field == "user_id"
+        with pytest.raises(MemoryNotFoundError):
+            call(user_id="mallory")
+    assert client.get(mine.id, user_id="eve").content == "Eve keeps bees"
+    client.forget_user("eve")
 
 
 def test_both_satisfy_the_backend_protocols(client: MemoryClient, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from langchain_persistent_memory import (
+    ANY_USER,
     AddOp,
     DeleteOp,
     EventType,
@@ -38,7 +39,7 @@ def test_add_get_and_fields(store: MemoryStore) -> None:
     m = store.add("Prefers short technical explanations", user_id="alice", agent_id="tutor",
                   session_id="s1", category="preference", importance=0.8,
                   metadata={"source": "chat", "n": [1, {"x": None}]}, valid_from=when)
-    got = store.get(m.id)
+    got = store.get(m.id, user_id="alice")
     assert got == m
     assert (got.user_id, got.agent_id, got.session_id) == ("alice", "tutor", "s1")
     assert (got.category, got.importance, got.valid_from) == ("preference", 0.8, when)
@@ -46,7 +47,7 @@ def test_add_get_and_fields(store: MemoryStore) -> None:
     assert got.is_current and got.valid_to is None and got.superseded_by is None
     assert got.created_at == got.updated_at and got.created_at.tzinfo is not None
     assert len(got.content_hash) == 64
-    vec = store.get(m.id, with_embedding=True).embedding
+    vec = store.get(m.id, with_embedding=True, user_id="alice").embedding
     assert vec is not None and len(vec) == 64
     assert abs(sum(x * x for x in vec) - 1) < 1e-5
     assert store.get(m.id, user_id="alice") == m
@@ -65,20 +66,21 @@ def test_add_identical_text_returns_existing(store: MemoryStore) -> None:
 def test_update_changes_text_vector_and_history(store: MemoryStore) -> None:
     m = store.add("Works at Acme as an engineer", user_id="u", category="job")
     updated = store.update(m.id, content="Works at Globex as a manager", importance=0.9,
-                           metadata={"v": 2})
+                           metadata={"v": 2}, user_id="u")
     assert (updated.id, updated.content, updated.importance) == (
         m.id, "Works at Globex as a manager", 0.9)
     assert updated.metadata == {"v": 2} and updated.category == "job"
     assert updated.updated_at > m.updated_at and updated.created_at == m.created_at
-    assert store.get(m.id) == updated
+    assert store.get(m.id, user_id="u") == updated
     hits = store.search("Globex manager", user_id="u", k=1, mode="dense")
     assert hits[0].memory.id == m.id and hits[0].score > 0.5
-    events = store.history(m.id)
+    events = store.history(m.id, user_id="u")
     assert [e.event for e in events] == [EventType.ADD, EventType.UPDATE]
     assert (events[1].old_content, events[1].new_content) == (
         "Works at Acme as an engineer", "Works at Globex as a manager")
-    store.update(m.id, category="work")  # fields only
-    assert store.get(m.id).category == "work" and len(store.history(m.id)) == 3
+    store.update(m.id, category="work", user_id="u")  # fields only
+    assert store.get(m.id, user_id="u").category == "work" and len(store.history(m.id,
+            user_id="u")) == 3
     with pytest.raises(MemoryNotFoundError):
         store.update(m.id, importance=0.1, user_id="intruder")
     assert index_mismatches(store) == []
@@ -86,8 +88,8 @@ def test_update_changes_text_vector_and_history(store: MemoryStore) -> None:
 
 def test_supersede_keeps_old_row_and_hides_it(store: MemoryStore) -> None:
     old = store.add("Lives in Lisbon", user_id="u", category="home", importance=0.7)
-    new = store.supersede(old.id, "Lives in Porto")
-    before = store.get(old.id)
+    new = store.supersede(old.id, "Lives in Porto", user_id="u")
+    before = store.get(old.id, user_id="u")
     assert before.valid_to is not None and before.superseded_by == new.id
     assert not before.is_current and new.is_current
     assert (new.category, new.importance) == ("home", 0.7)  # carried over
@@ -96,19 +98,20 @@ def test_supersede_keeps_old_row_and_hides_it(store: MemoryStore) -> None:
     assert sorted(both) == ["Lives in Lisbon", "Lives in Porto"]
     assert store.count("u") == 1 and store.count("u", include_superseded=True) == 2
     assert contents(store.list("u")) == ["Lives in Porto"]
-    assert [e.event for e in store.history(old.id)] == [EventType.ADD, EventType.SUPERSEDE]
-    assert store.history(old.id)[1].metadata == {"superseded_by": new.id}
-    assert store.history(new.id)[0].metadata == {"supersedes": old.id}
+    assert [e.event for e in store.history(old.id,
+            user_id="u")] == [EventType.ADD, EventType.SUPERSEDE]
+    assert store.history(old.id, user_id="u")[1].metadata == {"superseded_by": new.id}
+    assert store.history(new.id, user_id=ANY_USER)[0].metadata == {"supersedes": old.id}
     with pytest.raises(InvalidInputError, match="already superseded"):
-        store.supersede(old.id, "Lives in Faro")
+        store.supersede(old.id, "Lives in Faro", user_id="u")
     assert index_mismatches(store) == []
 
 
 def test_supersede_valid_from_ends_old_row_then(store: MemoryStore) -> None:
     old = store.add("Owns a bike", user_id="u")
     moment = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    new = store.supersede(old.id, "Owns a car", valid_from=moment)
-    assert store.get(old.id).valid_to == moment and new.valid_from == moment
+    new = store.supersede(old.id, "Owns a car", valid_from=moment, user_id="u")
+    assert store.get(old.id, user_id="u").valid_to == moment and new.valid_from == moment
 
 
 def test_delete_then_search_and_history_survives(store: MemoryStore) -> None:
@@ -117,22 +120,22 @@ def test_delete_then_search_and_history_survives(store: MemoryStore) -> None:
     assert store.index_info("u").vectors == 0  # loaded by the user's first search
     assert len(store.search("Allergic", user_id="u")) == 2
     assert store.index_info("u").vectors == 2
-    deleted = store.delete(gone.id, reason="wrong")
+    deleted = store.delete(gone.id, reason="wrong", user_id="u")
     assert deleted.id == gone.id and deleted.content == "Allergic to shellfish"
     assert store.index_info("u").vectors == 1  # removed from the loaded partition at once
     assert contents(store.search("Allergic to shellfish", user_id="u", k=5)) == [
         "Allergic to peanuts"]
     with pytest.raises(MemoryNotFoundError):
-        store.get(gone.id)
-    events = store.history(gone.id)
+        store.get(gone.id, user_id="u")
+    events = store.history(gone.id, user_id="u")
     assert [e.event for e in events] == [EventType.ADD, EventType.DELETE]
     assert events[1].old_content == "Allergic to shellfish" and events[1].metadata == {
         "reason": "wrong"}
     with pytest.raises(MemoryNotFoundError):
-        store.delete(gone.id)
+        store.delete(gone.id, user_id="u")
     with pytest.raises(MemoryNotFoundError):
         store.delete(keep.id, user_id="someone else")
-    assert store.get(keep.id).is_current
+    assert store.get(keep.id, user_id="u").is_current
     assert index_mismatches(store) == []
 
 
@@ -151,7 +154,7 @@ def test_list_count_users_and_paging(store: MemoryStore) -> None:
 
 def test_forget_user_erases_everything_of_that_user_only(store: MemoryStore) -> None:
     gone = store.add_many(["secret one", "secret two"], user_id="leaver")
-    store.supersede(gone[0].id, "secret three")
+    store.supersede(gone[0].id, "secret three", user_id="leaver")
     kept = store.add("stays", user_id="stayer")
     assert store.search("secret", user_id="leaver") and store.index_info("leaver").vectors == 3
     assert store.forget_user("leaver") == 3
@@ -160,8 +163,8 @@ def test_forget_user_erases_everything_of_that_user_only(store: MemoryStore) -> 
     assert store.index_info("leaver").users_loaded == 0
     for m in gone:
         with pytest.raises(MemoryNotFoundError):
-            store.history(m.id)
-    assert store.get(kept.id).content == "stays"
+            store.history(m.id, user_id=ANY_USER)
+    assert store.get(kept.id, user_id="stayer").content == "stays"
     assert store.forget_user("leaver") == 0
     assert index_mismatches(store) == []
 
@@ -212,7 +215,7 @@ def test_apply_with_one_bad_op_writes_nothing(store: MemoryStore, bad_op: object
     own = store.add("mine", user_id="u")
     other = store.add("theirs", user_id="v")
     old = store.add("old news", user_id="u")
-    store.supersede(old.id, "new news")
+    store.supersede(old.id, "new news", user_id="u")
     ids = {"OWNED_BY_OTHER": other.id, "ALREADY_SUPERSEDED": old.id, "OWN": own.id}
     if hasattr(bad_op, "memory_id") and bad_op.memory_id in ids:  # type: ignore[attr-defined]
         bad_op = bad_op.model_copy(update={"memory_id": ids[bad_op.memory_id]})  # type: ignore
@@ -228,10 +231,10 @@ def test_apply_with_one_bad_op_writes_nothing(store: MemoryStore, bad_op: object
 
 def test_apply_admin_scope_edits_any_user_but_cannot_add(store: MemoryStore) -> None:
     m = store.add("x", user_id="u")
-    store.apply([UpdateOp(memory_id=m.id, importance=0.1)], user_id=None)
-    assert store.get(m.id).importance == 0.1
+    store.apply([UpdateOp(memory_id=m.id, importance=0.1)], user_id=ANY_USER)
+    assert store.get(m.id, user_id="u").importance == 0.1
     with pytest.raises(InvalidInputError, match="user_id"):
-        store.apply([AddOp(content="y")], user_id=None)
+        store.apply([AddOp(content="y")], user_id=ANY_USER)
 
 
 def test_search_filters(store: MemoryStore) -> None:
@@ -322,15 +325,16 @@ async def test_async_context_manager_and_every_twin(store_url: str, tmp_path: Pa
                            index_path=tmp_path / "a.lpm") as s:
         m = await s.aadd("async fact one", user_id="u", category="c")
         many = await s.aadd_many(["async fact two", "async fact three"], user_id="u")
-        assert (await s.aget(m.id)).content == "async fact one"
-        updated = await s.aupdate(m.id, content="async fact uno")
+        assert (await s.aget(m.id, user_id="u")).content == "async fact one"
+        updated = await s.aupdate(m.id, content="async fact uno", user_id="u")
         assert updated.content == "async fact uno"
-        new = await s.asupersede(many[0].id, "async fact dos")
-        assert (await s.aget(many[0].id)).superseded_by == new.id
-        await s.adelete(many[1].id)
+        new = await s.asupersede(many[0].id, "async fact dos", user_id="u")
+        assert (await s.aget(many[0].id, user_id="u")).superseded_by == new.id
+        await s.adelete(many[1].id, user_id="u")
         results = await s.aapply([AddOp(content="async fact four")], user_id="u")
         assert results[0].kind == "add"
-        assert [e.event for e in await s.ahistory(m.id)] == [EventType.ADD, EventType.UPDATE]
+        assert [e.event for e in await s.ahistory(m.id,
+                user_id="u")] == [EventType.ADD, EventType.UPDATE]
         assert sorted(contents(await s.alist("u"))) == [
             "async fact dos", "async fact four", "async fact uno"]
         assert await s.acount("u") == 3
@@ -369,7 +373,7 @@ async def test_many_concurrent_async_adds(store: MemoryStore) -> None:
 
 def test_stats(store: MemoryStore) -> None:
     old = store.add("one", user_id="a")
-    store.supersede(old.id, "two")
+    store.supersede(old.id, "two", user_id="a")
     store.add("three", user_id="b")
     stats = store.stats()
     assert (stats["memories"], stats["superseded"], stats["users"]) == (2, 1, 2)

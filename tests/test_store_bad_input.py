@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from langchain_persistent_memory import (
+    ANY_USER,
     AddOp,
     DeleteOp,
     InvalidInputError,
@@ -42,8 +43,8 @@ class Seeded:
         self.store = store
         self.mine = store.add("Likes hiking in the Alps", user_id="alice", category="hobby")
         old = store.add("Lives in Lisbon", user_id="alice")
-        self.new = store.supersede(old.id, "Lives in Porto")
-        self.old = store.get(old.id)
+        self.new = store.supersede(old.id, "Lives in Porto", user_id="alice")
+        self.old = store.get(old.id, user_id="alice")
         self.theirs = store.add("Plays the cello", user_id="bob")
 
 
@@ -97,9 +98,10 @@ def _cases() -> dict[str, tuple[type[Exception], Callable[[Seeded], Any]]]:
         cases[f"add content {name}"] = (InvalidInputError, lambda s, v=value: s.store.add(
             v, user_id="alice"))
         cases[f"update content {name}"] = (InvalidInputError, lambda s, v=value: s.store.update(
-            s.mine.id, content=v) if v is not None else s.store.update(s.mine.id))
+            s.mine.id, content=v, user_id=ANY_USER) if v is not None else s.store.update(s.mine.id,
+                    user_id=ANY_USER))
         cases[f"supersede content {name}"] = (InvalidInputError, lambda s, v=value:
-                                              s.store.supersede(s.mine.id, v))
+                                              s.store.supersede(s.mine.id, v, user_id=ANY_USER))
     for name, value in BAD_USER.items():
         cases[f"add user {name}"] = (InvalidInputError, lambda s, v=value: s.store.add(
             "valid text", user_id=v))
@@ -111,12 +113,13 @@ def _cases() -> dict[str, tuple[type[Exception], Callable[[Seeded], Any]]]:
         cases[f"add importance {name}"] = (InvalidInputError, lambda s, v=value: s.store.add(
             "valid text", user_id="alice", importance=v))
         cases[f"update importance {name}"] = (InvalidInputError, lambda s, v=value:
-                                              s.store.update(s.mine.id, importance=v))
+                                              s.store.update(s.mine.id, importance=v,
+                                                      user_id=ANY_USER))
     for name, value in BAD_METADATA.items():
         cases[f"add metadata {name}"] = (InvalidInputError, lambda s, v=value: s.store.add(
             "valid text", user_id="alice", metadata=v))
         cases[f"update metadata {name}"] = (InvalidInputError, lambda s, v=value:
-                                            s.store.update(s.mine.id, metadata=v))
+                                            s.store.update(s.mine.id, metadata=v, user_id=ANY_USER))
     cases.update({
         "add category empty": (InvalidInputError, lambda s: s.store.add(
             "valid text", user_id="alice", category=" ")),
@@ -138,24 +141,30 @@ def _cases() -> dict[str, tuple[type[Exception], Callable[[Seeded], Any]]]:
             "just a string", user_id="alice")),
         "add_many missing content": (InvalidInputError, lambda s: s.store.add_many(
             [{"category": "x"}], user_id="alice")),
-        "update nothing": (InvalidInputError, lambda s: s.store.update(s.mine.id)),
+        "update nothing": (InvalidInputError, lambda s: s.store.update(s.mine.id,
+                user_id=ANY_USER)),
         "update unknown id": (MemoryNotFoundError, lambda s: s.store.update(
-            str(uuid.uuid4()), content="valid text")),
+            str(uuid.uuid4()), content="valid text", user_id=ANY_USER)),
         "update other user's": (MemoryNotFoundError, lambda s: s.store.update(
             s.theirs.id, content="hijacked", user_id="alice")),
-        "update empty id": (InvalidInputError, lambda s: s.store.update("", content="x")),
+        "update empty id": (InvalidInputError, lambda s: s.store.update("", content="x",
+                user_id=ANY_USER)),
         "supersede twice": (InvalidInputError, lambda s: s.store.supersede(
-            s.old.id, "Lives in Faro")),
+            s.old.id, "Lives in Faro", user_id=ANY_USER)),
         "supersede other user's": (MemoryNotFoundError, lambda s: s.store.supersede(
             s.theirs.id, "hijacked", user_id="alice")),
-        "delete unknown id": (MemoryNotFoundError, lambda s: s.store.delete(str(uuid.uuid4()))),
+        "delete unknown id": (MemoryNotFoundError, lambda s: s.store.delete(str(uuid.uuid4()),
+                user_id=ANY_USER)),
         "delete other user's": (MemoryNotFoundError, lambda s: s.store.delete(
             s.theirs.id, user_id="alice")),
-        "get unknown id": (MemoryNotFoundError, lambda s: s.store.get(str(uuid.uuid4()))),
+        "get unknown id": (MemoryNotFoundError, lambda s: s.store.get(str(uuid.uuid4()),
+                user_id=ANY_USER)),
         "get other user's": (MemoryNotFoundError, lambda s: s.store.get(
             s.theirs.id, user_id="alice")),
-        "get non-string id": (InvalidInputError, lambda s: s.store.get(123)),  # type: ignore
-        "history unknown id": (MemoryNotFoundError, lambda s: s.store.history("nope")),
+        "get non-string id": (InvalidInputError, lambda s: s.store.get(123,
+                user_id=ANY_USER)),  # type: ignore
+        "history unknown id": (MemoryNotFoundError, lambda s: s.store.history("nope",
+                user_id=ANY_USER)),
         "history other user's": (MemoryNotFoundError, lambda s: s.store.history(
             s.theirs.id, user_id="alice")),
         "apply add without user": (InvalidInputError, lambda s: s.store.apply(
@@ -262,7 +271,7 @@ def test_content_limit_is_configurable(seeded: Seeded) -> None:
     assert seeded.store.max_content_chars == LIMIT
     exact = seeded.store.add("y" * LIMIT, user_id="limits")  # the limit itself is fine
     try:
-        assert len(seeded.store.get(exact.id).content) == LIMIT
+        assert len(seeded.store.get(exact.id, user_id="limits").content) == LIMIT
     finally:
         seeded.store.forget_user("limits")
 

@@ -34,7 +34,7 @@ def old_store(store_url: str, tmp_path: Path) -> Iterator[str]:
         s.add_many(["likes green tea", "works as a nurse", "plays the violin"], user_id="a")
         s.add_many(["likes green tea", "drives a red car"], user_id="b")
         old = s.add("lives in Berlin", user_id="a")
-        s.supersede(old.id, "lives in Madrid")
+        s.supersede(old.id, "lives in Madrid", user_id="a")
     yield store_url
 
 
@@ -156,9 +156,9 @@ def test_identical_content_is_never_embedded_twice(store: MemoryStore) -> None:
     assert emb.calls == [["same words", "other words"]]
     store.add("same words", user_id="b")  # another user: the stored vector is reused
     memory = store.add("fresh words", user_id="b")
-    store.update(memory.id, content="other words")  # text known: no call
+    store.update(memory.id, content="other words", user_id="b")  # text known: no call
     old = store.add("temporary", user_id="c")
-    store.supersede(old.id, "same words")
+    store.supersede(old.id, "same words", user_id="c")
     assert emb.calls == [["same words", "other words"], ["fresh words"], ["temporary"]]
     vectors = stored_vectors(store)
     same = [vectors[m.id] for u in "abc" for m in store.list(u) if m.content == "same words"]

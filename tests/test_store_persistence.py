@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from langchain_persistent_memory import MemoryStore, SchemaVersionError
+from langchain_persistent_memory import ANY_USER, MemoryStore, SchemaVersionError
 from langchain_persistent_memory.store.schema import SCHEMA_VERSION, read_meta, write_meta
 from tests.support.consistency import index_mismatches
 from tests.support.embeddings import HashEmbeddings
@@ -55,10 +55,10 @@ def _wait_for(path: Path, procs: list[subprocess.Popen[str]]) -> None:
 def populate(store: MemoryStore) -> None:
     a = store.add("Prefers short technical explanations", user_id="alice",
                   category="preference", importance=0.8, metadata={"source": "chat"})
-    store.update(a.id, content="Prefers very short technical explanations")
+    store.update(a.id, content="Prefers very short technical explanations", user_id="alice")
     lisbon = store.add("Lives in Lisbon", user_id="alice", agent_id="travel", session_id="s9")
-    store.supersede(lisbon.id, "Lives in Porto")
-    store.delete(store.add("Temporary note", user_id="alice").id)
+    store.supersede(lisbon.id, "Lives in Porto", user_id="alice")
+    store.delete(store.add("Temporary note", user_id="alice").id, user_id=ANY_USER)
     store.add_many([f"Bob likes jazz record {i}" for i in range(20)], user_id="bob")
 
 
@@ -104,8 +104,8 @@ def test_a_loaded_partition_follows_another_process_s_writes(tmp_path: Path) -> 
         dump(reader, QUERIES)  # loads alice's and bob's partitions
         bob = writer.list("bob")
         for m in bob[:5]:
-            writer.delete(m.id)
-        writer.supersede(bob[5].id, "Bob now prefers blues")
+            writer.delete(m.id, user_id=ANY_USER)
+        writer.supersede(bob[5].id, "Bob now prefers blues", user_id=ANY_USER)
         writer.add("Carol is new", user_id="carol")
         writer.forget_user("alice")
         assert dump(reader, QUERIES) == dump(writer, QUERIES)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from langchain_persistent_memory import (
+    ANY_USER,
     AddOp,
     EmbeddingMismatchError,
     InvalidInputError,
@@ -50,10 +51,11 @@ def populate(store: MemoryStore) -> dict[str, str]:
                             "nested": {"f": 0.1}},
                   valid_from=datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc))
     b = store.add("Lives in Lisbon", user_id="alice", category="fact")
-    store.update(a.id, content="Prefers very short technical explanations", importance=0.9)
-    new_b = store.supersede(b.id, "Lives in Porto", metadata={"moved": "2024"})
+    store.update(a.id, content="Prefers very short technical explanations", importance=0.9,
+            user_id="alice")
+    new_b = store.supersede(b.id, "Lives in Porto", metadata={"moved": "2024"}, user_id="alice")
     gone = store.add("Has a cat named Tom", user_id="alice")
-    store.delete(gone.id, reason="user asked")
+    store.delete(gone.id, reason="user asked", user_id="alice")
     store.add_many(["Bob likes jazz", {"content": "Bob plays chess", "category": "hobby"}],
                    user_id="bob")
     return {"a": a.id, "b": b.id, "new_b": new_b.id, "gone": gone.id}
@@ -101,14 +103,16 @@ def test_round_trip_across_backends_is_lossless_and_embeds_nothing(
             after = restored.list(user, include_superseded=True)
             assert [m.model_dump() for m in after] == [m.model_dump() for m in before]
             for m in before:
-                assert (restored.get(m.id, with_embedding=True).embedding
-                        == clocked.get(m.id, with_embedding=True).embedding)
+                assert (restored.get(m.id, user_id=user, with_embedding=True).embedding
+                        == clocked.get(m.id, user_id=user, with_embedding=True).embedding)
         for memory_id in ids.values():  # history of every memory, deleted ones included
-            assert ([e.model_dump(exclude={"id"}) for e in restored.history(memory_id)]
-                    == [e.model_dump(exclude={"id"}) for e in clocked.history(memory_id)])
+            assert ([e.model_dump(exclude={"id"})
+                     for e in restored.history(memory_id, user_id=ANY_USER)]
+                    == [e.model_dump(exclude={"id"})
+                        for e in clocked.history(memory_id, user_id=ANY_USER)])
         with pytest.raises(MemoryNotFoundError):
-            restored.get(ids["gone"])
-        old = restored.get(ids["b"])
+            restored.get(ids["gone"], user_id="alice")
+        old = restored.get(ids["b"], user_id="alice")
         assert old.valid_to is not None and old.superseded_by == ids["new_b"]
         # Re-exporting the restored store gives the same file, line for line.
         assert without_exported_at(export_text(restored)) == without_exported_at(
@@ -179,7 +183,7 @@ def test_duplicate_ids_error_by_default_and_skip_resumes(clocked: MemoryStore,
     assert clocked.import_jsonl(backup, on_conflict="skip") == 2  # only bob's come back
     assert sorted(m.content for m in clocked.list("bob")) == ["Bob likes jazz",
                                                               "Bob plays chess"]
-    assert len(clocked.history(clocked.list("bob")[0].id)) == 1  # no doubled events
+    assert len(clocked.history(clocked.list("bob")[0].id, user_id="bob")) == 1  # no doubled events
 
 
 def test_chunked_import_validates_whole_file_first(clocked: MemoryStore, tmp_path: Path,
@@ -301,7 +305,8 @@ def test_plain_number_lists_and_unnormalised_vectors_are_accepted(
     edited = _edit(text, 2, embedding=[3.0] + [0.0] * 63)
     assert sqlite_store.import_jsonl(io.StringIO(edited)) == 1
     stored = sqlite_store.list("x")[0]
-    assert sqlite_store.get(stored.id, with_embedding=True).embedding == [1.0] + [0.0] * 63
+    assert sqlite_store.get(stored.id, with_embedding=True,
+            user_id=ANY_USER).embedding == [1.0] + [0.0] * 63
 
 
 def test_pipe_source_and_empty_store(sqlite_store: MemoryStore, tmp_path: Path) -> None:
@@ -366,7 +371,7 @@ def test_id_taken_by_another_writer_during_import_is_a_typed_error(tmp_path: Pat
         text = json.dumps(header) + "\n" + json.dumps(line) + "\n"
         with pytest.raises(InvalidInputError, match="on_conflict='skip'"):
             s.import_jsonl(io.StringIO(text))
-        assert s.get(taken).content == "I got here first"
+        assert s.get(taken, user_id=ANY_USER).content == "I got here first"
         assert s.import_jsonl(io.StringIO(text), on_conflict="skip") == 0
 
 

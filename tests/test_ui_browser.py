@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from langchain_persistent_memory import MemoryNotFoundError, MemoryStore
+from langchain_persistent_memory import ANY_USER, MemoryNotFoundError, MemoryStore
 from tests.support.browser import CHROMIUM_ARGS, free_port, require_chromium, running_server
 from tests.support.embeddings import HashEmbeddings
 
@@ -215,10 +215,11 @@ def test_browse_search_edit_delete_and_chart(app_url: tuple[str, str, dict[str, 
 
     with MemoryStore(db_url, embeddings=HashEmbeddings(),
                      index_path=tmp_path / "verify.index") as store:
-        job = store.get(ids["job"])
+        job = store.get(ids["job"], user_id=ANY_USER)
         assert job.content == "Alice works at Initech"
-        assert [e.event.value for e in store.history(ids["job"])] == ["ADD", "UPDATE"]
+        assert [e.event.value for e in store.history(ids["job"],
+                user_id=ANY_USER)] == ["ADD", "UPDATE"]
         with pytest.raises(MemoryNotFoundError):
-            store.get(ids["coffee"])
-        assert store.history(ids["coffee"])[-1].event.value == "DELETE"
+            store.get(ids["coffee"], user_id=ANY_USER)
+        assert store.history(ids["coffee"], user_id=ANY_USER)[-1].event.value == "DELETE"
         assert store.count("alice") == 2 and store.count("bob") == 1

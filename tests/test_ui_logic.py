@@ -87,7 +87,7 @@ def test_edit_in_place_records_an_update(store: MemoryStore) -> None:
                        importance=0.9, supersede=False)
     assert saved.id == memory.id and saved.content == "Alice likes black tea"
     assert saved.importance == 0.9
-    rows = timeline_rows(store.history(memory.id))
+    rows = timeline_rows(store.history(memory.id, user_id="alice"))
     assert [(r["event"], r["before"], r["after"]) for r in rows] == [
         ("added", "", "Alice likes tea"), ("updated", "Alice likes tea", "Alice likes black tea")]
     assert [r["origin"] for r in rows] == ["api", "ui"]  # the UI's edit says where it came from
@@ -98,9 +98,10 @@ def test_edit_as_supersede_keeps_the_old_fact(store: MemoryStore) -> None:
     new = apply_edit(store, memory, content="Alice lives in Lisbon", category="location",
                      importance=memory.importance, supersede=True)
     assert new.id != memory.id and new.content == "Alice lives in Lisbon"
-    old = store.get(memory.id)
+    old = store.get(memory.id, user_id="alice")
     assert old.valid_to is not None and old.superseded_by == new.id
-    assert [r["event"] for r in timeline_rows(store.history(memory.id))] == ["added",
+    assert [r["event"] for r in timeline_rows(store.history(memory.id,
+            user_id="alice"))] == ["added",
                                                                           "superseded"]
 
 
@@ -115,8 +116,8 @@ def test_rejected_edits_write_nothing(store: MemoryStore) -> None:
     with pytest.raises(InvalidInputError):
         apply_edit(store, memory, content="   ", category="", importance=0.5,
                    supersede=False)
-    assert store.get(memory.id) == memory
-    assert len(store.history(memory.id)) == 1
+    assert store.get(memory.id, user_id="alice") == memory
+    assert len(store.history(memory.id, user_id="alice")) == 1
 
 
 def test_frame_has_every_column_and_empty_end_times(store: MemoryStore) -> None:
@@ -149,7 +150,7 @@ def test_lineage_links_both_ways(store: MemoryStore) -> None:
     assert [(r, m.id) for r, m in lineage(every[faro.id], list(every.values()))] == [
         ("replaces", lisbon.id)]
     # The store's history of the new fact alone does not say what it replaced.
-    assert [e.event.value for e in store.history(faro.id)] == ["ADD"]
+    assert [e.event.value for e in store.history(faro.id, user_id="alice")] == ["ADD"]
 
 
 HOSTILE_MD = ("![pixel](http://127.0.0.1:9/track.png) [click me](http://evil.example) "

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..models import Provenance
+from ..scopes import ANY_USER, AnyUser
 from .common import console, fail, store_for
 from .render import memory_json, print_history, print_memories, print_memory, safe, to_json
 
@@ -16,11 +17,19 @@ __all__ = ["register"]
 
 _FROM_CLI = Provenance(origin="cli")  # every write of these commands says so in its history
 
+
+def _scope(user: str | None) -> str | AnyUser:
+    """The CLI works on a local database as its owner: without ``--user`` a command by
+    memory id acts on whichever user the memory belongs to (the admin opt-in)."""
+    return ANY_USER if user is None else user
+
+
 User = Annotated[str, typer.Option("--user", "-u", envvar="LPM_USER",
                                    help="User the memories belong to (env LPM_USER).")]
 OptionalUser = Annotated[str | None, typer.Option(
     "--user", "-u", envvar="LPM_USER",
-    help="Only act if the memory belongs to this user (env LPM_USER).")]
+    help="Only act if the memory belongs to this user (env LPM_USER); without it the "
+         "command acts on the memory whoever it belongs to (local admin).")]
 Category = Annotated[str | None, typer.Option("--category", "-c", help="Category label.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
 WithSuperseded = Annotated[bool, typer.Option(
@@ -106,9 +115,9 @@ def show(ctx: typer.Context,
          as_json: AsJson = False) -> None:
     """Show one memory with its full history (added, updated, superseded, deleted)."""
     with store_for(ctx, needs_embeddings=False) as store:
-        events = store.history(memory_id, user_id=user)
+        events = store.history(memory_id, user_id=_scope(user))
         try:
-            memory = store.get(memory_id, user_id=user)
+            memory = store.get(memory_id, user_id=_scope(user))
         except KeyError:  # deleted: only the history is left
             memory = None
     if as_json:
@@ -139,12 +148,12 @@ def edit(ctx: typer.Context,
         if supersede:
             if content is None:
                 fail("--supersede needs --content (the new fact)")
-            memory = store.supersede(memory_id, content, user_id=user, category=category,
+            memory = store.supersede(memory_id, content, user_id=_scope(user), category=category,
                                      importance=importance, provenance=_FROM_CLI)
             console.print(f"[green]superseded[/] {memory_id} by {memory.id}")
         else:
             store.update(memory_id, content=content, category=category, importance=importance,
-                         user_id=user, provenance=_FROM_CLI)
+                         user_id=_scope(user), provenance=_FROM_CLI)
             console.print(f"[green]updated[/] {memory_id}")
 
 
@@ -155,7 +164,7 @@ def forget(ctx: typer.Context,
            ) -> None:
     """Delete one memory (its history keeps the deletion)."""
     with store_for(ctx, needs_embeddings=False) as store:
-        store.delete(memory_id, user_id=user, reason=reason, provenance=_FROM_CLI)
+        store.delete(memory_id, user_id=_scope(user), reason=reason, provenance=_FROM_CLI)
     console.print(f"[green]forgot[/] {memory_id}")
 
 

@@ -28,6 +28,17 @@ T = TypeVar("T")
 JOB_DONE = ("done", "failed")
 
 
+def _owner(user_id: object) -> str:
+    """The user of a call by memory id, as ``MemoryStore`` requires it. The server always
+    scopes such a call to one user, so the store's admin opt-in ``ANY_USER`` has no remote
+    twin: leaving the user out (or passing ``ANY_USER``) is refused before any request."""
+    if not isinstance(user_id, str):
+        raise InvalidInputError(
+            "user_id is required for a call by memory id: pass the memory's user (the "
+            "server has no ANY_USER admin opt-in)", field="user_id")
+    return user_id
+
+
 @dataclass(frozen=True)
 class Call(Generic[T]):
     """One HTTP request and how to read its successful answer."""
@@ -128,11 +139,11 @@ class _Calls:
 
     def get(self, memory_id: str, *, user_id: str | None) -> Call[Memory]:
         return Call("GET", f"/v1/memories/{_seg(memory_id, 'memory_id')}", _memory,
-                    params=_without_none(user_id=user_id))
+                    params={"user_id": _owner(user_id)})
 
     def update(self, memory_id: str, *, user_id: str | None, supersede: bool = False,
                **fields: Any) -> Call[Memory]:
-        body = _without_none(user_id=user_id, **fields)
+        body = _without_none(user_id=_owner(user_id), **fields)
         if supersede:
             body["supersede"] = True
         return Call("PATCH", f"/v1/memories/{_seg(memory_id, 'memory_id')}", _memory,
@@ -143,12 +154,12 @@ class _Calls:
         # RFC 7240: ask for the deleted memory instead of the default 204 (the store
         # returns it too).
         return Call("DELETE", f"/v1/memories/{_seg(memory_id, 'memory_id')}", _memory,
-                    params=_without_none(user_id=user_id, reason=reason),
+                    params=_without_none(user_id=_owner(user_id), reason=reason),
                     headers={"Prefer": "return=representation"})
 
     def history(self, memory_id: str, *, user_id: str | None) -> Call[list[MemoryEvent]]:
         return Call("GET", f"/v1/memories/{_seg(memory_id, 'memory_id')}/history", _events,
-                    params=_without_none(user_id=user_id))
+                    params={"user_id": _owner(user_id)})
 
     def list(self, user_id: str, *, include_superseded: bool, limit: int | None,
              offset: int, filters: dict[str, Any]) -> Call[builtins.list[Memory]]:

@@ -25,6 +25,7 @@ from ..models import (
     UpdateOp,
 )
 from ..retrieval.options import SearchOptions
+from ..scopes import AnyUser, by_id_scope
 from .guard import aopen_only
 from .op_builders import as_add_ops, build_op
 from .reembed import Progress
@@ -60,8 +61,8 @@ class AsyncTwins:
 
     @aopen_only
     async def aapply(self, ops: Sequence[Operation], *,
-                     user_id: str | None) -> list[Applied]:
-        return await _s(self).writer.aapply(ops, user_id)
+                     user_id: str | AnyUser | None = None) -> list[Applied]:
+        return await _s(self).writer.aapply(ops, by_id_scope(user_id))
 
     async def aadd(self, content: str, *, user_id: str, **fields: Any) -> Memory:
         """Async :meth:`add` (same keyword arguments)."""
@@ -72,20 +73,20 @@ class AsyncTwins:
                         user_id: str) -> list[Memory]:
         return [a.memory for a in await _s(self).aapply(as_add_ops(items), user_id=user_id)]
 
-    async def aupdate(self, memory_id: str, *, user_id: str | None = None,
+    async def aupdate(self, memory_id: str, *, user_id: str | AnyUser | None = None,
                       **fields: Any) -> Memory:
         """Async :meth:`update` (same keyword arguments)."""
         op = build_op(UpdateOp, memory_id=memory_id, **fields)
         return (await _s(self).aapply([op], user_id=user_id))[0].memory
 
     async def asupersede(self, memory_id: str, content: str, *,
-                         user_id: str | None = None,
+                         user_id: str | AnyUser | None = None,
                          **fields: Any) -> Memory:
         """Async :meth:`supersede` (same keyword arguments)."""
         op = build_op(SupersedeOp, memory_id=memory_id, content=content, **fields)
         return (await _s(self).aapply([op], user_id=user_id))[0].memory
 
-    async def adelete(self, memory_id: str, *, user_id: str | None = None,
+    async def adelete(self, memory_id: str, *, user_id: str | AnyUser | None = None,
                       **fields: Any) -> Memory:
         """Async :meth:`delete` (same keyword arguments)."""
         return (await _s(self).aapply([build_op(DeleteOp, memory_id=memory_id, **fields)],
@@ -98,7 +99,7 @@ class AsyncTwins:
         return await asyncio.to_thread(lambda: _s(self).get(memory_id, **kwargs))
 
     async def ahistory(self, memory_id: str, *,
-                       user_id: str | None = None) -> list[MemoryEvent]:
+                       user_id: str | AnyUser | None = None) -> list[MemoryEvent]:
         return await asyncio.to_thread(_s(self).history, memory_id, user_id=user_id)
 
     async def alist(self, user_id: str, **kwargs: Any) -> list[Memory]:

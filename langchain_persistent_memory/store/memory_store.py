@@ -35,6 +35,7 @@ from ..models import (
     UpdateOp,
 )
 from ..retrieval.options import SearchOptions
+from ..scopes import AnyUser, by_id_scope
 from ..validation import (
     DEFAULT_MAX_CONTENT_CHARS,
     check_limit,
@@ -201,14 +202,16 @@ class MemoryStore(AsyncTwins):
 
     # ------------------------------------------------------------------ writes
     @open_only
-    def apply(self, ops: Sequence[Operation], *, user_id: str | None) -> list[Applied]:
+    def apply(self, ops: Sequence[Operation], *, user_id: str | AnyUser | None = None
+              ) -> list[Applied]:
         """Apply several operations atomically: all commit in one transaction or none do.
 
         ``user_id`` scopes every operation: an id belonging to another user raises
-        :class:`MemoryNotFoundError` and nothing is written. ``None`` is the admin scope
-        (edit by id, any user); adds always need a user.
+        :class:`MemoryNotFoundError` and nothing is written. The admin scope (edits by id of
+        any user's memories) is the explicit ``user_id=ANY_USER``; leaving the user out
+        raises :class:`InvalidInputError`. Adds always need a real user.
         """
-        return self.writer.apply(ops, user_id)
+        return self.writer.apply(ops, by_id_scope(user_id))
 
     def add(self, content: str, *, user_id: str, agent_id: str | None = None,
             session_id: str | None = None, category: str | None = None,
@@ -238,14 +241,14 @@ class MemoryStore(AsyncTwins):
 
     def update(self, memory_id: str, *, content: str | None = None,
                category: str | None = None, importance: float | None = None,
-               metadata: dict[str, Any] | None = None, user_id: str | None = None,
+               metadata: dict[str, Any] | None = None, user_id: str | AnyUser | None = None,
                provenance: Provenance | None = None) -> Memory:
         """Change a memory in place (same fact, refined). History keeps the old text."""
         op = build_op(UpdateOp, memory_id=memory_id, content=content, category=category,
                       importance=importance, metadata=metadata, provenance=provenance)
         return self.apply([op], user_id=user_id)[0].memory
 
-    def supersede(self, memory_id: str, content: str, *, user_id: str | None = None,
+    def supersede(self, memory_id: str, content: str, *, user_id: str | AnyUser | None = None,
                   category: str | None = None, importance: float | None = None,
                   metadata: dict[str, Any] | None = None,
                   valid_from: datetime | None = None,
@@ -257,7 +260,7 @@ class MemoryStore(AsyncTwins):
                       provenance=provenance)
         return self.apply([op], user_id=user_id)[0].memory
 
-    def delete(self, memory_id: str, *, user_id: str | None = None,
+    def delete(self, memory_id: str, *, user_id: str | AnyUser | None = None,
                reason: str | None = None, provenance: Provenance | None = None) -> Memory:
         """Remove a memory from SQL and the index at once; returns what was deleted."""
         return self.apply([build_op(DeleteOp, memory_id=memory_id, reason=reason,
@@ -282,21 +285,24 @@ class MemoryStore(AsyncTwins):
 
     # ------------------------------------------------------------------ reads
     @open_only
-    def get(self, memory_id: str, *, user_id: str | None = None,
+    def get(self, memory_id: str, *, user_id: str | AnyUser | None = None,
             with_embedding: bool = False, with_provenance: bool = False) -> Memory:
-        """One memory by id (scoped to ``user_id`` when given); ``with_provenance`` fills
-        ``Memory.provenance`` (where its text came from).
+        """One memory by id of ``user_id`` (or of anyone with ``user_id=ANY_USER``);
+        ``with_provenance`` fills ``Memory.provenance`` (where its text came from).
 
         Raises:
             MemoryNotFoundError: no such id, or it belongs to another user.
+            InvalidInputError: ``user_id`` left out (``field="user_id"``).
         """
-        return reads.get(self.engine, memory_id, user_id, with_embedding, with_provenance)
+        return reads.get(self.engine, memory_id, by_id_scope(user_id), with_embedding,
+                         with_provenance)
 
     @open_only
-    def history(self, memory_id: str, *, user_id: str | None = None) -> list[MemoryEvent]:
+    def history(self, memory_id: str, *,
+                user_id: str | AnyUser | None = None) -> builtins.list[MemoryEvent]:
         """Every event of a memory, oldest first, each with its ``provenance`` (kept after
         delete, erased by forget_user)."""
-        return reads.history_of(self.engine, memory_id, user_id)
+        return reads.history_of(self.engine, memory_id, by_id_scope(user_id))
 
     @open_only
     def list(self, user_id: str, *, include_superseded: bool = False, limit: int | None = None,

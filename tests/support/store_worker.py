@@ -35,7 +35,7 @@ def dump(store: MemoryStore, queries: list[list[str]]) -> dict[str, Any]:
     for user in store.users():
         users[user] = [
             {**m.model_dump(mode="json"),
-             "history": [e.model_dump(mode="json") for e in store.history(m.id)]}
+             "history": [e.model_dump(mode="json") for e in store.history(m.id, user_id=user)]}
             for m in store.list(user, include_superseded=True)]
     found = [[h.memory.id for h in store.search(q, user_id=u, k=3, mode="dense")]
              for u, q in queries]
