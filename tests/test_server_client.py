@@ -31,7 +31,7 @@ from langchain_persistent_memory import (
 )
 from tests.support.embeddings import HashEmbeddings
 from tests.support.fake_chat import ScriptedChatModel, tool_call_message
-from tests.support.service import RunningService
+from tests.support.service import RunningService, two_tenant_service
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +39,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     db = tmp_path_factory.mktemp("client") / "memories.db"
-    running = RunningService(f"sqlite:///{db}", keys="acme:k-acme,beta:k-beta",
-                             extra=("--rate-limit", "0"))
-    yield running
-    running.stop()
+    with two_tenant_service(f"sqlite:///{db}") as running:
+        yield running
 
 
 @pytest.fixture

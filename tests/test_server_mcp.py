@@ -21,7 +21,13 @@ from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: E402
 
 from langchain_persistent_memory import MemoryClient, MemoryStore  # noqa: E402
 from tests.support.embeddings import HashEmbeddings  # noqa: E402
-from tests.support.service import HASH_EMBEDDINGS, LPM, RunningService, child_env  # noqa: E402
+from tests.support.service import (  # noqa: E402
+    HASH_EMBEDDINGS,
+    LPM,
+    RunningService,
+    child_env,
+    two_tenant_service,
+)
 
 pytestmark = pytest.mark.integration
 TOOLS = {"search_memories", "add_memory", "update_memory", "delete_memory", "list_memories"}
@@ -89,10 +95,8 @@ async def test_stdio_server_for_one_user(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     db = tmp_path_factory.mktemp("mcp") / "memories.db"
-    running = RunningService(f"sqlite:///{db}", keys="acme:k-acme,beta:k-beta",
-                             extra=("--rate-limit", "0"))
-    yield running
-    running.stop()
+    with two_tenant_service(f"sqlite:///{db}") as running:
+        yield running
 
 
 def http_client(service: RunningService, headers: dict[str, str]) -> Client:

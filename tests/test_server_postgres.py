@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from langchain_persistent_memory import MemoryClient, MemoryNotFoundError
 from tests.support.pg_schema import fresh_schema
-from tests.support.service import RunningService, drop_tenant_schemas
+from tests.support.service import RunningService, drop_tenant_schemas, two_tenant_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -27,10 +27,8 @@ def pg(postgres_server_url: str) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def service(pg: tuple[str, str]) -> Iterator[RunningService]:
-    running = RunningService(pg[0], keys="acme:k-acme,beta:k-beta", workers=2,
-                             extra=("--rate-limit", "0"))
-    yield running
-    running.stop()
+    with two_tenant_service(pg[0], workers=2) as running:
+        yield running
 
 
 @pytest.fixture

@@ -11,13 +11,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["HASH_EMBEDDINGS", "LPM", "RunningService", "drop_tenant_schemas", "free_port",
-           "lpm_command"]
+__all__ = ["HASH_EMBEDDINGS", "LPM", "TWO_TENANTS", "RunningService", "drop_tenant_schemas",
+           "free_port", "lpm_command", "two_tenant_service"]
 
 ROOT = Path(__file__).resolve().parents[2]
 HASH_EMBEDDINGS = "tests.support.embeddings:HashEmbeddings"
@@ -90,6 +92,21 @@ class RunningService:
                 os.killpg(self.process.pid, 9)
                 self.process.wait(10)
         self._log.close()
+
+
+TWO_TENANTS = "acme:k-acme,beta:k-beta"
+
+
+@contextmanager
+def two_tenant_service(db: str, *, workers: int = 1) -> Iterator[RunningService]:
+    """The service most tests share: tenants ``acme`` and ``beta`` (keys ``k-acme`` and
+    ``k-beta``), no rate limit, stopped on exit."""
+    running = RunningService(db, keys=TWO_TENANTS, workers=workers,
+                             extra=("--rate-limit", "0"))
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def drop_tenant_schemas(server_url: str, base_schema: str) -> None:
