@@ -33,9 +33,10 @@ class Provenance(BaseModel):
     """Where a write came from: kept with every history event (``lpm_provenance``).
 
     ``origin`` names the path (a pipeline turn, an agent's tool call, a direct API call, an
-    import, the CLI or the UI); ``roles`` and ``positions`` name the turn's messages the
-    ``evidence`` was found in; ``trust`` is ``"user"`` when the user's own words carry the
-    fact, ``"low"`` when an application let other roles' text in.
+    import, the CLI or the UI); ``roles``, ``positions`` (indexes in the message list the
+    caller passed) and ``message_ids`` (their LangChain message ids, when they had one) name
+    the turn's messages the ``evidence`` was found in; ``trust`` is ``"user"`` when the
+    user's own words carry the fact, ``"low"`` when an application let other roles' text in.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -43,6 +44,7 @@ class Provenance(BaseModel):
     origin: Origin = "api"
     roles: list[str] = Field(default_factory=list)
     positions: list[int] = Field(default_factory=list)
+    message_ids: list[str] = Field(default_factory=list)
     evidence: str | None = None
     session_id: str | None = None
     agent_id: str | None = None
@@ -51,8 +53,10 @@ class Provenance(BaseModel):
     trust: str | None = None
 
     def summary(self, width: int = 80) -> str:
-        """One line for people (``lpm show``, the UI): origin, roles, model, the evidence."""
-        parts = [self.origin, "/".join(self.roles), self.model or "",
+        """One line for people (``lpm show``, the UI): origin, roles, positions, model, the
+        evidence."""
+        where = ", ".join(f"message {p}" for p in self.positions)
+        parts = [self.origin, "/".join(self.roles), where, self.model or "",
                  f"session {self.session_id}" if self.session_id else "",
                  f"agent {self.agent_id}" if self.agent_id else ""]
         line = " · ".join(p for p in parts if p)

@@ -4,6 +4,7 @@ by one shared function wherever it enters a prompt, the small-talk gate spares c
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_persistent_memory import MemoryManager, MemoryStore
 from langchain_persistent_memory.cli.chat import system_prompt
@@ -71,6 +72,28 @@ def test_grounded_facts_carry_their_evidence_and_origin(sqlite_store: MemoryStor
     assert origin.roles == ["user"] and origin.trust == "user"
     assert origin.origin == "pipeline" and origin.prompt_version
     assert "evidence" not in memory.metadata  # in lpm_provenance, not the metadata
+
+
+def test_provenance_points_at_the_message_the_evidence_came_from(store: MemoryStore) -> None:
+    """Before: provenance named the role only, never which message of the turn."""
+    llm = ScriptedChatModel([_ops({"op": "ADD", "content": "The user moved to Lisbon.",
+                                   "evidence": "I moved to Lisbon"})], quote_user=False)
+    turn = [HumanMessage("Hi!", id="m-0"), AIMessage("Hello, how are you?", id="m-1"),
+            HumanMessage("", id="m-2"),  # empty: dropped, positions still count it
+            HumanMessage("Fine. I moved to Lisbon in May.", id="m-3"),
+            AIMessage("Lovely city!", id="m-4")]
+    [memory] = MemoryManager(store, llm).process(turn, user_id="alice").added
+    origin = store.get(memory.id, user_id="alice", with_provenance=True).provenance
+    assert origin is not None and origin.positions == [3] and origin.message_ids == ["m-3"]
+    [event] = store.history(memory.id, user_id="alice")
+    assert event.provenance == origin
+    plain = ScriptedChatModel([_ops({"op": "ADD", "content": "The user has a cat.",
+                                     "evidence": "I have a cat"})], quote_user=False)
+    [cat] = MemoryManager(store, plain).process(
+        [("assistant", "Any pets?"), {"role": "user", "content": "I have a cat"}],
+        user_id="alice").added
+    got = store.get(cat.id, user_id="alice", with_provenance=True).provenance
+    assert got is not None and got.positions == [1] and got.message_ids == []
 
 
 def test_tool_messages_reach_extraction_only_when_opted_in(sqlite_store: MemoryStore) -> None:

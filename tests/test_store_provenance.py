@@ -14,12 +14,13 @@ import pytest
 from sqlalchemy import func, select
 
 from langchain_persistent_memory import InvalidInputError, MemoryStore, Provenance
-from langchain_persistent_memory.store.schema import provenance
+from langchain_persistent_memory.store.schema import provenance, read_meta, write_meta
 from tests.support.embeddings import HashEmbeddings
 from tests.support.snapshots import db_fingerprint
 
 FROM_TURN = Provenance(origin="pipeline", roles=["user"], positions=[2],
-                       evidence="I moved to Lisbon last spring", session_id="thread-7",
+                       message_ids=["run-1-msg-2"], evidence="I moved to Lisbon last spring",
+                       session_id="thread-7",
                        agent_id="concierge", model="gpt-test", prompt_version="p1",
                        trust="user")
 
@@ -111,3 +112,24 @@ def test_forget_user_erases_the_users_provenance_only(store: MemoryStore) -> Non
     store.forget_user("alice")
     assert _provenance_rows(store, "alice") == 0
     assert _provenance_rows(store, "carol") == 1
+
+
+def test_a_version_6_database_gains_message_ids_and_keeps_its_provenance(
+        store_url: str, tmp_path: Path) -> None:
+    """v7 adds ``lpm_provenance.message_ids``: older rows read back without ids."""
+    with MemoryStore(store_url, embeddings=HashEmbeddings()) as store:
+        old = store.add("The user lives in Lisbon", user_id="alice",
+                        provenance=FROM_TURN.model_copy(update={"message_ids": []}))
+        with store.engine.begin() as conn:  # back to the version 6 layout
+            conn.exec_driver_sql("ALTER TABLE lpm_provenance DROP COLUMN message_ids")
+            write_meta(conn, "schema_version", "6")
+    with MemoryStore(store_url, embeddings=HashEmbeddings()) as store:
+        with store.engine.connect() as conn:
+            assert read_meta(conn)["schema_version"] == "7"
+        got = store.get(old.id, user_id="alice", with_provenance=True).provenance
+        assert got is not None and got.message_ids == [] and got.positions == [2]
+        new = store.add("The user likes tea", user_id="alice", provenance=FROM_TURN)
+        assert store.get(new.id, user_id="alice", with_provenance=True).provenance == FROM_TURN
+        buffer = io.StringIO()
+        store.export_jsonl(buffer)
+        assert '"message_ids":[]' in buffer.getvalue().replace(" ", "")

@@ -42,6 +42,8 @@ class PlannedOp:
     sources: tuple[str, ...] = ()
     evidence: str | None = None
     evidence_role: str | None = None
+    evidence_position: int | None = None  # index of its message in the caller's list
+    evidence_message_id: str | None = None
     entities: tuple[str, ...] = ()  # names the model says the fact mentions, found in it
 
 

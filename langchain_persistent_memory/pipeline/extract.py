@@ -81,7 +81,7 @@ def show_turn(turn: Sequence[TurnMessage], *, max_message_chars: int, max_turn_c
     if long:
         notes.append(f"{len(long)} message(s) of up to {max(long)} characters were cut to "
                      f"{max_message_chars} characters (max_message_chars)")
-    kept = [TurnMessage(m.role, _cut(m.text, max_message_chars)) for m in kept]
+    kept = [m._replace(text=_cut(m.text, max_message_chars)) for m in kept]
     lines = [f"{_LABELS[m.role]}: {neutralise(m.text)}" for m in kept]
     total, start = 0, len(lines)
     while start > 0 and total + len(lines[start - 1]) + 1 <= max_turn_chars:
@@ -132,16 +132,16 @@ class Evidence:
     """Finds quoted evidence in the messages allowed to ground facts."""
 
     def __init__(self, grounds: Sequence[TurnMessage]) -> None:
-        self._sources = [(m.role, *_normalised(m.text)) for m in grounds]
+        self._sources = [(m, *_normalised(m.text)) for m in grounds]
 
-    def role_of(self, evidence: Any) -> Role | None:
-        """The role of the message the evidence was found in (user first), else None."""
+    def source_of(self, evidence: Any) -> TurnMessage | None:
+        """The message the evidence was found in (user messages first), else None."""
         if not isinstance(evidence, str):
             return None
         needle = _needle(evidence)
         if len(needle) < 3:
             return None
-        for role, text, quoted in sorted(self._sources, key=lambda s: s[0] != "user"):
+        for message, text, quoted in sorted(self._sources, key=lambda s: s[0].role != "user"):
             start = text.find(needle)
             while start >= 0:
                 inside = quoted[start:start + len(needle)]
@@ -149,7 +149,7 @@ class Evidence:
                           if not q and ch.isalnum())
                 letters = sum(1 for ch in needle if ch.isalnum())
                 if own * 2 > letters:  # mostly the user's own words, not a quotation
-                    return role
+                    return message
                 start = text.find(needle, start + 1)
         return None
 
@@ -166,8 +166,8 @@ def ground(op: PlannedOp, item: dict[str, Any], where: str, evidence: Evidence,
            dropped: list[str]) -> PlannedOp | None:
     """``op`` with its evidence and the role it came from, or None (reason in ``dropped``)."""
     quoted = item.get("evidence")
-    role = evidence.role_of(quoted)
-    if role is None:
+    source = evidence.source_of(quoted)
+    if source is None:
         why = "no evidence" if not isinstance(quoted, str) or not quoted.strip() else \
             "its evidence is not the user's own words in this turn"
         dropped.append(f"{where} ({op.op} {str(op.content)[:60]!r}): {why}")
@@ -175,7 +175,8 @@ def ground(op: PlannedOp, item: dict[str, Any], where: str, evidence: Evidence,
     text = " ".join(str(quoted).split())[:500]
     return PlannedOp(op=op.op, handle=op.handle, content=op.content, category=op.category,
                      importance=op.importance, valid_from=op.valid_from, evidence=text,
-                     evidence_role=role, entities=op.entities)
+                     evidence_role=source.role, evidence_position=source.position,
+                     evidence_message_id=source.id, entities=op.entities)
 
 
 def validate_facts(payload: Any, raw_text: str, evidence: Evidence, *, turn_time: datetime,

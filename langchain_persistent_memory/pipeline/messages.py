@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 from langchain_core.messages import BaseMessage
 
 from ..errors import InvalidInputError
+from ..validation import check_id
 
 __all__ = ["Role", "TurnMessage", "normalize_messages", "user_texts"]
 
@@ -26,10 +27,17 @@ _ROLES: dict[str, Role] = {
 
 
 class TurnMessage(NamedTuple):
-    """One message of a turn, reduced to its role and plain text."""
+    """One message of a turn, reduced to its role and plain text.
+
+    ``position`` is the message's index in the list the caller passed and ``id`` its
+    LangChain message id (or a dict's ``"id"``), so provenance can point at the message a
+    fact came from.
+    """
 
     role: Role
     text: str
+    position: int = 0
+    id: str | None = None
 
 
 def _text_of(content: Any) -> str:
@@ -60,16 +68,19 @@ def _message_role(message: BaseMessage) -> str:
     return kind
 
 
-def _one(message: Any) -> TurnMessage | None:
+def _one(position: int, message: Any) -> TurnMessage | None:
+    message_id: Any = None
     if isinstance(message, BaseMessage):
         role = _ROLES.get(_message_role(message))
         if role is None:  # e.g. RemoveMessage from agent state: not conversation content
             return None
         content: Any = message.content
+        message_id = message.id
     elif isinstance(message, dict):
         raw_role = message.get("role", message.get("type"))
         role = _ROLES.get(str(raw_role).lower()) if raw_role is not None else None
         content = message.get("content")
+        message_id = message.get("id")
     elif isinstance(message, tuple) and len(message) == 2:
         role, content = _ROLES.get(str(message[0]).lower()), message[1]
     else:
@@ -79,7 +90,18 @@ def _one(message: Any) -> TurnMessage | None:
     if role is None:
         raise InvalidInputError(f"unknown message role in {message!r:.80}", field="messages")
     text = _text_of(content).replace("\x00", "").strip()
-    return TurnMessage(role, text)
+    return TurnMessage(role, text, position, _usable_id(message_id))
+
+
+def _usable_id(value: Any) -> str | None:
+    """A message id fit to be stored in provenance; anything else is left out (an odd id
+    must never cost the turn)."""
+    if value is None:
+        return None
+    try:
+        return check_id(value, "message id")
+    except InvalidInputError:
+        return None
 
 
 def normalize_messages(messages: Any) -> list[TurnMessage]:
@@ -98,7 +120,7 @@ def normalize_messages(messages: Any) -> list[TurnMessage]:
     if not isinstance(messages, Sequence):
         raise InvalidInputError("messages must be a list of messages or a string",
                                 field="messages")
-    return [m for m in (_one(x) for x in messages) if m is not None and m.text]
+    return [m for m in (_one(i, x) for i, x in enumerate(messages)) if m is not None and m.text]
 
 
 def user_texts(turn: Sequence[TurnMessage]) -> list[str]:

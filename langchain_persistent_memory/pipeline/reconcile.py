@@ -111,8 +111,10 @@ def validate_operations(payload: Any, raw_text: str, handles: dict[str, Memory],
     return Checked(planned, dropped)
 
 
-# Keys the pipeline kept in metadata before the store had provenance: dropped on update.
-_OLD_PROVENANCE_KEYS = ("origin", "evidence", "evidence_role", "trust", "prompt_version", "model")
+# Keys the pipeline and the agent tools kept in metadata before the store had provenance:
+# dropped on update.
+_OLD_PROVENANCE_KEYS = ("source", "origin", "evidence", "evidence_role", "trust",
+                        "prompt_version", "model")
 
 
 @dataclass(frozen=True)
@@ -124,13 +126,17 @@ class Provenance:
     session_id: str | None
 
     def metadata(self, base: dict[str, Any] | None = None) -> dict[str, Any]:
-        kept = {k: v for k, v in (base or {}).items() if k not in _OLD_PROVENANCE_KEYS}
-        return {**kept, "source": "extracted"}
+        """The caller's metadata without the keys provenance replaced (``lpm_provenance``
+        is where a memory's origin lives)."""
+        return {k: v for k, v in (base or {}).items() if k not in _OLD_PROVENANCE_KEYS}
 
     def record(self, op: PlannedOp) -> StoredProvenance:
-        """The op's provenance: the user's words it rests on, their role, model, prompt."""
+        """The op's provenance: the user's words it rests on, the message they were found in
+        (role, position, id), model, prompt."""
         return StoredProvenance(
             origin="pipeline", roles=[op.evidence_role] if op.evidence_role else [],
+            positions=[] if op.evidence_position is None else [op.evidence_position],
+            message_ids=[op.evidence_message_id] if op.evidence_message_id else [],
             evidence=op.evidence, session_id=self.session_id, agent_id=self.agent_id,
             model=self.model, prompt_version=PROMPT_VERSION,
             trust="user" if op.evidence_role == "user" else "low")

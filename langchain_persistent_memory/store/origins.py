@@ -10,14 +10,14 @@ from sqlalchemy import Connection, func, select
 
 from ..errors import InvalidInputError
 from ..models import EventType, Provenance
-from ..validation import check_content, check_optional_id
+from ..validation import check_content, check_id, check_optional_id
 from .schema import history, provenance
 
 __all__ = ["PROVENANCE_FIELDS", "of_events", "of_memories", "provenance_values"]
 
 # The provenance columns besides the event, memory and user they belong to.
-PROVENANCE_FIELDS = ("origin", "roles", "positions", "evidence", "session_id", "agent_id",
-                     "model", "prompt_version", "trust")
+PROVENANCE_FIELDS = ("origin", "roles", "positions", "message_ids", "evidence", "session_id",
+                     "agent_id", "model", "prompt_version", "trust")
 
 _FIELDS = [provenance.c[name] for name in PROVENANCE_FIELDS]
 
@@ -33,8 +33,9 @@ def provenance_values(given: Provenance | None) -> dict[str, Any]:
             raise InvalidInputError(f"provenance.{name} is longer than {limit} characters",
                                     field="provenance")
     evidence = None if p.evidence is None else check_content(p.evidence, max_chars=100_000)
+    message_ids = [check_id(i, "provenance.message_ids") for i in p.message_ids]
     return {"origin": p.origin, "roles": list(p.roles), "positions": list(p.positions),
-            "evidence": evidence,
+            "message_ids": message_ids, "evidence": evidence,
             "session_id": check_optional_id(p.session_id, "provenance.session_id"),
             "agent_id": check_optional_id(p.agent_id, "provenance.agent_id"),
             "model": p.model, "prompt_version": p.prompt_version, "trust": p.trust}
@@ -42,7 +43,9 @@ def provenance_values(given: Provenance | None) -> dict[str, Any]:
 
 def _model(row: Any) -> Provenance:
     m = row._mapping
-    return Provenance.model_construct(**{c.name: m[c.name] for c in _FIELDS})
+    values = {c.name: m[c.name] for c in _FIELDS}
+    values["message_ids"] = values["message_ids"] or []  # NULL: written before schema v7
+    return Provenance.model_construct(**values)
 
 
 def of_events(conn: Connection, event_ids: Sequence[int]) -> dict[int, Provenance]:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    inspect,
     select,
     text,
 )
@@ -169,6 +170,7 @@ provenance = Table(
     Column("origin", String(16), nullable=False),
     Column("roles", JSONType, nullable=False),
     Column("positions", JSONType, nullable=False),
+    Column("message_ids", JSONType),  # v7; NULL for events written before it
     Column("evidence", Text),
     Column("session_id", String(256)),
     Column("agent_id", String(256)),
@@ -187,7 +189,7 @@ _changes = Table(
     Column("op", String(8), nullable=False),
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 Migration = Callable[[Connection], None]
 
@@ -290,8 +292,19 @@ def _v6_provenance(conn: Connection) -> None:
     provenance.create(conn, checkfirst=True)
 
 
+def _v7_message_ids(conn: Connection) -> None:
+    """``lpm_provenance.message_ids``: the LangChain ids of the evidence's messages. Rows
+    written before it keep NULL (read back as no ids). A database that v6 created with this
+    release already has the column (v6 creates the table as defined here)."""
+    if any(c["name"] == "message_ids" for c in inspect(conn).get_columns(provenance.name)):
+        return
+    kind = "JSONB" if conn.dialect.name != "sqlite" else "JSON"
+    conn.exec_driver_sql(f"ALTER TABLE {provenance.name} ADD COLUMN message_ids {kind}")
+
+
 # MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5_entities, _v6_provenance]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5_entities, _v6_provenance,
+                              _v7_message_ids]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

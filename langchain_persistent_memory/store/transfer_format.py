@@ -71,7 +71,8 @@ def event_line(row: Any) -> dict[str, Any]:
         "event": row.event, "old_content": row.old_content, "new_content": row.new_content,
         "created_at": iso(row.created_at), "metadata": row.metadata or {},
         "provenance": None if row.p_origin is None else
-        {name: getattr(row, "p_" + name) for name in PROVENANCE_FIELDS},
+        {name: getattr(row, "p_" + name) for name in PROVENANCE_FIELDS}
+        | {"message_ids": row.p_message_ids or []},  # NULL: written before schema v7
     }
 
 

@@ -340,11 +340,11 @@ logged AS (INSERT INTO {history.name} (memory_id, user_id, event, old_content, n
            SELECT id, user_id, :event, content, NULL, :now, CAST(:meta AS JSONB) FROM gone
            RETURNING id, memory_id, user_id),
 origin AS (INSERT INTO {provenance.name} (event_id, memory_id, user_id, origin, roles,
-                                          positions, evidence, session_id, agent_id, model,
-                                          prompt_version, trust)
+                                          positions, message_ids, evidence, session_id,
+                                          agent_id, model, prompt_version, trust)
            SELECT id, memory_id, user_id, :origin, CAST(:roles AS JSONB),
-                  CAST(:positions AS JSONB), :evidence, :session_id, :agent_id, :model,
-                  :prompt_version, :trust FROM logged),
+                  CAST(:positions AS JSONB), CAST(:message_ids AS JSONB), :evidence,
+                  :session_id, :agent_id, :model, :prompt_version, :trust FROM logged),
 links AS (DELETE FROM {memory_entities.name} WHERE user_id = :user_id
           AND memory_pk IN (SELECT pk FROM gone) RETURNING entity_key),
 orphans AS (DELETE FROM {entities.name} e WHERE e.user_id = :user_id
@@ -362,8 +362,8 @@ def _delete_one_pg(conn: Connection, user_id: str, op: PreparedOp,
         "user_id": user_id, "first": first_version(), "id": op.memory_id,
         "event": EventType.DELETE.value, "now": now.astimezone(timezone.utc).replace(tzinfo=None),
         "meta": json.dumps({"reason": op.reason} if op.reason else {}),
-        **op.provenance, "roles": json.dumps(op.provenance["roles"]),
-        "positions": json.dumps(op.provenance["positions"])}).first()
+        **op.provenance, **{k: json.dumps(op.provenance[k])
+                            for k in ("roles", "positions", "message_ids")}}).first()
     if row is None:  # no such memory of this user: nothing was written
         assert op.memory_id is not None
         raise MemoryNotFoundError(op.memory_id, user_id=user_id)
