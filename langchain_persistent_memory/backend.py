@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Protocol, runtime_checkable
 
-from .models import Memory, MemoryEvent, ScoredMemory
+from .models import Memory, MemoryEvent, Provenance, ScoredMemory
 
 __all__ = ["MemoryBackend", "TurnProcessor"]
 
@@ -22,22 +22,23 @@ class MemoryBackend(Protocol):
 
     def add(self, content: str, *, user_id: str, agent_id: str | None = None,
             session_id: str | None = None, category: str | None = None,
-            importance: float = 0.5,
-            metadata: dict[str, Any] | None = None) -> Memory: ...
+            importance: float = 0.5, metadata: dict[str, Any] | None = None,
+            provenance: Provenance | None = None) -> Memory: ...
 
     def get(self, memory_id: str, *, user_id: str | None = None) -> Memory: ...
 
     def update(self, memory_id: str, *, content: str | None = None,
                category: str | None = None, importance: float | None = None,
                metadata: dict[str, Any] | None = None,
-               user_id: str | None = None) -> Memory: ...
+               user_id: str | None = None, provenance: Provenance | None = None) -> Memory: ...
 
     def supersede(self, memory_id: str, content: str, *, user_id: str | None = None,
                   category: str | None = None, importance: float | None = None,
-                  metadata: dict[str, Any] | None = None) -> Memory: ...
+                  metadata: dict[str, Any] | None = None,
+                  provenance: Provenance | None = None) -> Memory: ...
 
     def delete(self, memory_id: str, *, user_id: str | None = None,
-               reason: str | None = None) -> Memory: ...
+               reason: str | None = None, provenance: Provenance | None = None) -> Memory: ...
 
     def history(self, memory_id: str, *, user_id: str | None = None) -> list[MemoryEvent]: ...
 

@@ -58,6 +58,35 @@ def test_save_search_update_forget_round_trip(sqlite_store: MemoryStore) -> None
     assert out[0].status == "success" and sqlite_store.count("alice") == 0
 
 
+def test_every_tool_write_records_origin_tool_agent_and_thread(store: MemoryStore) -> None:
+    """Before: ``save_memory`` wrote metadata keys and no provenance; update/forget none."""
+    def run(script: list) -> list[ToolMessage]:
+        agent = create_agent(ScriptedChatModel(script, default_response="done"),
+                             create_memory_tools(store, agent_id="concierge"),
+                             context_schema=Ctx)
+        return _tool_messages(agent.invoke({"messages": [("user", "hi")]},
+                                           {"configurable": {"thread_id": "t-9"}},
+                                           context=Ctx("alice")))
+
+    [saved] = run([tool_call_message("save_memory", {"content": "alice likes tea"})])
+    memory_id = saved.content.split()[-1]
+    run([tool_call_message("update_memory", {"memory_id": memory_id,
+                                             "content": "alice likes green tea"})])
+    run([tool_call_message("update_memory", {"memory_id": memory_id, "content": "alice likes "
+                                             "coffee", "replaces_old_fact": True})])
+    [current] = store.list("alice")
+    run([tool_call_message("forget_memory", {"memory_id": current.id})])
+    events = store.history(memory_id, user_id="alice") + store.history(current.id,
+                                                                      user_id="alice")
+    assert [e.event.value for e in events] == ["ADD", "UPDATE", "SUPERSEDE", "ADD", "DELETE"]
+    assert {(e.provenance.origin, e.provenance.agent_id, e.provenance.session_id)
+            for e in events if e.provenance} == {("tool", "concierge", "t-9")}
+    assert all(e.provenance for e in events)
+    memory = store.get(memory_id, user_id="alice", with_provenance=True)
+    assert memory.metadata == {} and memory.provenance is not None
+    assert memory.provenance.origin == "tool"
+
+
 def test_users_are_kept_apart(sqlite_store: MemoryStore) -> None:
     alice = sqlite_store.add("alice's passport number is 123", user_id="alice")
     found = _run(sqlite_store, [tool_call_message("search_memories", {"query": "passport"})],

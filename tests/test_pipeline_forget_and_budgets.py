@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from langchain_persistent_memory import ForgetInProgressError, MemoryManager, MemoryStore
+from langchain_persistent_memory import (
+    ForgetInProgressError,
+    MemoryManager,
+    MemoryStore,
+    Provenance,
+)
 from langchain_persistent_memory.integrations.classic_memory import PersistentMemory
 from langchain_persistent_memory.integrations.middleware import MemoryMiddleware
 from tests.support.fake_chat import ScriptedChatModel, tool_call_message
@@ -116,8 +121,7 @@ def test_turn_already_saved_by_the_agents_tool_costs_no_extraction(
     extractor = ScriptedChatModel()  # any call would exhaust the script
     manager = MemoryManager(sqlite_store, extractor)
     middleware = MemoryMiddleware(sqlite_store, manager, user_id="alice", background=False)
-    sqlite_store.add("The user is vegan.", user_id="alice",
-                     metadata={"source": "agent_tool", "origin": "agent_tool"})
+    sqlite_store.add("The user is vegan.", user_id="alice", provenance=Provenance(origin="tool"))
     call = tool_call_message("save_memory", {"content": "The user is vegan."})
     state: Any = {"messages": [
         HumanMessage("I'm vegan by the way"), call,

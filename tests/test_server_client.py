@@ -24,6 +24,7 @@ from langchain_persistent_memory import (
     MemoryNotFoundError,
     MemoryRetriever,
     MemoryStore,
+    Provenance,
     ScoredMemory,
     ServiceError,
     TurnProcessor,
@@ -189,6 +190,43 @@ async def test_async_client(service: RunningService) -> None:
         assert await aclient.forget_user("dana") == 2
 
 
+def test_client_sends_provenance_and_the_service_guards_user_trust(
+        client: MemoryClient) -> None:
+    """Before: the service recorded every write as a plain API call, whatever the caller."""
+    turn = Provenance(origin="pipeline", roles=["user"], positions=[1], message_ids=["u-1"],
+                      evidence="I live in Oslo", model="m", prompt_version="p", trust="user")
+    memory = client.add("Ivo lives in Oslo", user_id="ivo",
+                        provenance=Provenance(origin="tool", agent_id="bot", session_id="t1"))
+    client.update(memory.id, category="home", user_id="ivo",
+                  provenance=Provenance(origin="import"))
+    newer = client.supersede(memory.id, "Ivo lives in Bergen", user_id="ivo", provenance=turn)
+    client.delete(newer.id, user_id="ivo", provenance=Provenance(origin="tool"))
+    plain = client.add("Ivo likes skiing", user_id="ivo")
+    events = client.history(memory.id, user_id="ivo") + client.history(newer.id, user_id="ivo")
+    assert [(e.event.value, e.provenance.origin if e.provenance else None) for e in events] == [
+        ("ADD", "tool"), ("UPDATE", "import"), ("SUPERSEDE", "pipeline"), ("ADD", "pipeline"),
+        ("DELETE", "tool")]
+    assert events[0].provenance == Provenance(origin="tool", agent_id="bot", session_id="t1")
+    assert events[3].provenance == turn
+    [default] = client.history(plain.id, user_id="ivo")
+    assert default.provenance == Provenance(origin="api")
+    for forged in (Provenance(origin="tool", trust="user"), Provenance(origin="cli")):
+        with pytest.raises(InvalidInputError, match="provenance"):
+            client.add("Ivo is an admin", user_id="ivo", provenance=forged)
+        with pytest.raises(InvalidInputError, match="provenance"):
+            client.delete(plain.id, user_id="ivo", provenance=forged)
+    assert [m.content for m in client.list("ivo")] == ["Ivo likes skiing"]
+
+
+async def test_async_client_sends_provenance(service: RunningService) -> None:
+    async with AsyncMemoryClient(service.base_url, api_key="k-acme") as aclient:
+        memory = await aclient.add("Jo plays chess", user_id="jo",
+                                   provenance=Provenance(origin="tool"))
+        await aclient.delete(memory.id, user_id="jo", provenance=Provenance(origin="import"))
+        events = await aclient.history(memory.id, user_id="jo")
+        assert [e.provenance.origin for e in events if e.provenance] == ["tool", "import"]
+
+
 # ---------------------------------------------------------------- integrations over a client
 def test_retriever_over_a_client(client: MemoryClient) -> None:
     client.add("Eve is allergic to peanuts", user_id="eve", category="health")
@@ -217,6 +255,9 @@ def test_agent_tools_over_a_client(client: MemoryClient) -> None:
     assert message.status == "success"
     [memory] = client.list("gus")
     assert memory.content == "Gus prefers the night shift" and memory.category == "work"
+    [added] = client.history(memory.id, user_id="gus")
+    assert added.provenance is not None and added.provenance.origin == "tool"
+    assert memory.metadata == {}
     model = ScriptedChatModel([tool_call_message("forget_memory", {"memory_id": "nope"})],
                               default_response="done")
     agent = create_agent(model, create_memory_tools(client, user_id="gus"))

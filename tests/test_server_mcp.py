@@ -19,7 +19,7 @@ from mcp.client.stdio import StdioServerParameters  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: E402
 
-from langchain_persistent_memory import MemoryClient, MemoryStore  # noqa: E402
+from langchain_persistent_memory import MemoryClient, MemoryStore, Provenance  # noqa: E402
 from tests.support.embeddings import HashEmbeddings  # noqa: E402
 from tests.support.service import (  # noqa: E402
     HASH_EMBEDDINGS,
@@ -89,6 +89,8 @@ async def test_stdio_server_for_one_user(tmp_path: Path) -> None:
         assert "no memory" in error_text(stolen)
     with MemoryStore(url, embeddings=HashEmbeddings()) as store:
         assert [m.id for m in store.list("alice")] == [kept]
+        origin = store.get(kept, user_id="alice", with_provenance=True).provenance
+        assert origin == Provenance(origin="tool", agent_id="mcp")
         assert store.get(other.id, user_id="bob").content == "Someone else's secret"
 
 

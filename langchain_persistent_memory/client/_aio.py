@@ -13,7 +13,7 @@ from typing import IO, Any, Literal, TypeVar
 
 import httpx
 
-from ..models import AddOp, Memory, MemoryEvent, ScoredMemory
+from ..models import AddOp, Memory, MemoryEvent, Provenance, ScoredMemory
 from ._calls import JOB_DONE, Call, calls, check_response
 from ._options import ClientOptions, poll_delays, read_source, write_export
 
@@ -64,11 +64,12 @@ class AsyncMemoryClient:
     async def add(self, content: str, *, user_id: str, agent_id: str | None = None,
                   session_id: str | None = None, category: str | None = None,
                   importance: float = 0.5, metadata: dict[str, Any] | None = None,
-                  valid_from: datetime | None = None) -> Memory:
+                  valid_from: datetime | None = None,
+                  provenance: Provenance | None = None) -> Memory:
         return await self._send(calls.add(
             content, user_id=user_id, agent_id=agent_id, session_id=session_id,
             category=category, importance=importance, metadata=metadata,
-            valid_from=valid_from))
+            valid_from=valid_from, provenance=provenance))
 
     async def add_many(self, items: Sequence[str | dict[str, Any] | AddOp], *,
                        user_id: str) -> list[Memory]:
@@ -80,22 +81,27 @@ class AsyncMemoryClient:
     async def update(self, memory_id: str, *, content: str | None = None,
                      category: str | None = None, importance: float | None = None,
                      metadata: dict[str, Any] | None = None,
-                     user_id: str | None = None) -> Memory:
+                     user_id: str | None = None,
+                     provenance: Provenance | None = None) -> Memory:
         return await self._send(calls.update(
             memory_id, user_id=user_id, content=content, category=category,
-            importance=importance, metadata=metadata))
+            importance=importance, metadata=metadata, provenance=provenance))
 
     async def supersede(self, memory_id: str, content: str, *, user_id: str | None = None,
                         category: str | None = None, importance: float | None = None,
                         metadata: dict[str, Any] | None = None,
-                        valid_from: datetime | None = None) -> Memory:
+                        valid_from: datetime | None = None,
+                        provenance: Provenance | None = None) -> Memory:
         return await self._send(calls.update(
             memory_id, user_id=user_id, supersede=True, content=content, category=category,
-            importance=importance, metadata=metadata, valid_from=valid_from))
+            importance=importance, metadata=metadata, valid_from=valid_from,
+            provenance=provenance))
 
     async def delete(self, memory_id: str, *, user_id: str | None = None,
-                     reason: str | None = None) -> Memory:
-        return await self._send(calls.delete(memory_id, user_id=user_id, reason=reason))
+                     reason: str | None = None,
+                     provenance: Provenance | None = None) -> Memory:
+        return await self._send(calls.delete(memory_id, user_id=user_id, reason=reason,
+                                             provenance=provenance))
 
     async def history(self, memory_id: str, *,
                       user_id: str | None = None) -> list[MemoryEvent]:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import InvalidInputError
-from ..models import AddOp, Memory, MemoryEvent, ScoredMemory
+from ..models import AddOp, Memory, MemoryEvent, Provenance, ScoredMemory
 from ..pipeline.messages import normalize_messages
 from ..wire import error_from_body
 
@@ -96,9 +96,12 @@ def _key(name: str) -> Callable[[httpx.Response], Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    """Datetimes as ISO strings; everything else is already JSON (the server validates)."""
+    """Datetimes as ISO strings, provenance as its fields; everything else is already JSON
+    (the server validates)."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Provenance):
+        return value.model_dump(mode="json", exclude_defaults=True)
     if isinstance(value, Mapping):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -126,10 +129,10 @@ class _Calls:
 
     def add(self, content: str, *, user_id: str, agent_id: str | None, session_id: str | None,
             category: str | None, importance: float, metadata: dict[str, Any] | None,
-            valid_from: datetime | None) -> Call[Memory]:
+            valid_from: datetime | None, provenance: Provenance | None) -> Call[Memory]:
         body = _without_none(user_id=user_id, content=content, agent_id=agent_id,
                              session_id=session_id, category=category, importance=importance,
-                             metadata=metadata, valid_from=valid_from)
+                             metadata=metadata, valid_from=valid_from, provenance=provenance)
         return Call("POST", "/v1/memories", _memory, json=body)
 
     def add_many(self, items: Sequence[str | dict[str, Any] | AddOp], *,
@@ -149,12 +152,13 @@ class _Calls:
         return Call("PATCH", f"/v1/memories/{_seg(memory_id, 'memory_id')}", _memory,
                     json=body)
 
-    def delete(self, memory_id: str, *, user_id: str | None,
-               reason: str | None) -> Call[Memory]:
+    def delete(self, memory_id: str, *, user_id: str | None, reason: str | None,
+               provenance: Provenance | None) -> Call[Memory]:
         # RFC 7240: ask for the deleted memory instead of the default 204 (the store
         # returns it too).
         return Call("DELETE", f"/v1/memories/{_seg(memory_id, 'memory_id')}", _memory,
                     params=_without_none(user_id=_owner(user_id), reason=reason),
+                    json=_without_none(provenance=provenance) or None,
                     headers={"Prefer": "return=representation"})
 
     def history(self, memory_id: str, *, user_id: str | None) -> Call[list[MemoryEvent]]:

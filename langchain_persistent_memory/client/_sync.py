@@ -17,7 +17,7 @@ from typing import IO, Any, Literal, TypeVar
 
 import httpx
 
-from ..models import AddOp, Memory, MemoryEvent, ScoredMemory
+from ..models import AddOp, Memory, MemoryEvent, Provenance, ScoredMemory
 from ._aio import AsyncMemoryClient
 from ._calls import JOB_DONE, Call, calls, check_response
 from ._options import ClientOptions, poll_delays, read_source, write_export
@@ -88,12 +88,13 @@ class MemoryClient:
     def add(self, content: str, *, user_id: str, agent_id: str | None = None,
             session_id: str | None = None, category: str | None = None,
             importance: float = 0.5, metadata: dict[str, Any] | None = None,
-            valid_from: datetime | None = None) -> Memory:
+            valid_from: datetime | None = None,
+            provenance: Provenance | None = None) -> Memory:
         """Remember one fact for a user (``POST /v1/memories``)."""
         return self._send(calls.add(
             content, user_id=user_id, agent_id=agent_id, session_id=session_id,
             category=category, importance=importance, metadata=metadata,
-            valid_from=valid_from))
+            valid_from=valid_from, provenance=provenance))
 
     async def aadd(self, content: str, *, user_id: str, **kwargs: Any) -> Memory:
         return await self._aclient().add(content, user_id=user_id, **kwargs)
@@ -110,22 +111,26 @@ class MemoryClient:
 
     def update(self, memory_id: str, *, content: str | None = None,
                category: str | None = None, importance: float | None = None,
-               metadata: dict[str, Any] | None = None, user_id: str | None = None) -> Memory:
+               metadata: dict[str, Any] | None = None, user_id: str | None = None,
+               provenance: Provenance | None = None) -> Memory:
         return self._send(calls.update(
             memory_id, user_id=user_id, content=content, category=category,
-            importance=importance, metadata=metadata))
+            importance=importance, metadata=metadata, provenance=provenance))
 
     def supersede(self, memory_id: str, content: str, *, user_id: str | None = None,
                   category: str | None = None, importance: float | None = None,
                   metadata: dict[str, Any] | None = None,
-                  valid_from: datetime | None = None) -> Memory:
+                  valid_from: datetime | None = None,
+                  provenance: Provenance | None = None) -> Memory:
         return self._send(calls.update(
             memory_id, user_id=user_id, supersede=True, content=content, category=category,
-            importance=importance, metadata=metadata, valid_from=valid_from))
+            importance=importance, metadata=metadata, valid_from=valid_from,
+            provenance=provenance))
 
     def delete(self, memory_id: str, *, user_id: str | None = None,
-               reason: str | None = None) -> Memory:
-        return self._send(calls.delete(memory_id, user_id=user_id, reason=reason))
+               reason: str | None = None, provenance: Provenance | None = None) -> Memory:
+        return self._send(calls.delete(memory_id, user_id=user_id, reason=reason,
+                                       provenance=provenance))
 
     def history(self, memory_id: str, *, user_id: str | None = None) -> list[MemoryEvent]:
         return self._send(calls.history(memory_id, user_id=user_id))

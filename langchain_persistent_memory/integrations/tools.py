@@ -20,8 +20,9 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..backend import MemoryBackend
-from ..errors import PersistentMemoryError
-from ..validation import check_user_id
+from ..errors import InvalidInputError, PersistentMemoryError
+from ..models import Provenance
+from ..validation import check_id, check_user_id
 from ._common import require_user_id, user_id_from_config, user_id_from_context
 
 __all__ = ["WRITE_TOOLS", "create_memory_tools", "user_id_from_runtime"]
@@ -67,6 +68,17 @@ def user_id_from_runtime(runtime: ToolRuntime | Any, default: str | None = None)
                            where="set it in the agent's context or config['configurable']")
 
 
+def _thread_id(runtime: ToolRuntime | Any) -> str | None:
+    """The run's thread (``config["configurable"]["thread_id"]``), recorded as the session
+    of the tool's writes; None when the run has none or it is not a usable id."""
+    config = getattr(runtime, "config", None) or {}
+    thread = (config.get("configurable") or {}).get("thread_id")
+    try:
+        return None if thread is None else check_id(str(thread), "thread_id")
+    except InvalidInputError:
+        return None
+
+
 def create_memory_tools(store: MemoryBackend, *, user_id: str | None = None,
                         agent_id: str | None = None) -> list[BaseTool]:
     """``search_memories``, ``save_memory``, ``update_memory`` and ``forget_memory``.
@@ -74,12 +86,16 @@ def create_memory_tools(store: MemoryBackend, *, user_id: str | None = None,
     Args:
         store: the ``MemoryStore`` (or service ``MemoryClient``) the tools read and write.
         user_id: fallback user for single-user apps, used when the run names none.
-        agent_id: recorded on memories the tools save (and used by nothing else).
+        agent_id: recorded on memories the tools save and in the provenance of every write
+            (``origin="tool"``, with the run's thread id as the session).
     """
     default_user = None if user_id is None else check_user_id(user_id)
 
     def current_user(runtime: ToolRuntime) -> str:
         return user_id_from_runtime(runtime, default_user)
+
+    def origin(runtime: ToolRuntime) -> Provenance:
+        return Provenance(origin="tool", agent_id=agent_id, session_id=_thread_id(runtime))
 
     def search_memories(query: str, runtime: ToolRuntime, k: int = 5,
                         category: str | None = None) -> str:
@@ -93,20 +109,22 @@ def create_memory_tools(store: MemoryBackend, *, user_id: str | None = None,
                     importance: float = 0.5) -> str:
         memory = store.add(content, user_id=current_user(runtime), category=category,
                            importance=importance, agent_id=agent_id,
-                           metadata={"source": "agent_tool", "origin": "agent_tool"})
+                           session_id=_thread_id(runtime), provenance=origin(runtime))
         return f"saved memory {memory.id}"
 
     def update_memory(memory_id: str, content: str, runtime: ToolRuntime,
                       replaces_old_fact: bool = False) -> str:
         user_id = current_user(runtime)
         if replaces_old_fact:
-            memory = store.supersede(memory_id, content, user_id=user_id)
+            memory = store.supersede(memory_id, content, user_id=user_id,
+                                     provenance=origin(runtime))
             return f"memory {memory_id} is now a past fact; current: {memory.id}"
-        store.update(memory_id, content=content, user_id=user_id)
+        store.update(memory_id, content=content, user_id=user_id, provenance=origin(runtime))
         return f"updated memory {memory_id}"
 
     def forget_memory(memory_id: str, runtime: ToolRuntime, reason: str | None = None) -> str:
-        store.delete(memory_id, user_id=current_user(runtime), reason=reason)
+        store.delete(memory_id, user_id=current_user(runtime), reason=reason,
+                     provenance=origin(runtime))
         return f"forgot memory {memory_id}"
 
     specs: list[tuple[Callable[..., str], type[_Args], str]] = [

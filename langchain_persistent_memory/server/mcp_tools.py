@@ -17,7 +17,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from .. import __version__
 from ..errors import PersistentMemoryError
-from ..models import Memory
+from ..models import Memory, Provenance
 from ..store import MemoryStore
 
 __all__ = ["Resolver", "build_mcp"]
@@ -39,6 +39,10 @@ def _brief(memory: Memory) -> dict[str, Any]:
     if memory.valid_to is not None:
         data["valid_to"] = memory.valid_to.isoformat()
     return data
+
+
+# An MCP client's model called a tool: an agent's tool write, by the MCP agent.
+_FROM_MCP = Provenance(origin="tool", agent_id="mcp")
 
 
 def build_mcp(resolve: Resolver) -> MCPServer:
@@ -69,7 +73,7 @@ def build_mcp(resolve: Resolver) -> MCPServer:
         store, user = await scoped(ctx)
         try:
             memory = await store.aadd(content, user_id=user, category=category,
-                                      metadata={"source": "mcp"})
+                                      provenance=_FROM_MCP)
         except PersistentMemoryError as exc:
             raise ToolError(str(exc)) from None
         return _brief(memory)
@@ -79,7 +83,8 @@ def build_mcp(resolve: Resolver) -> MCPServer:
         """Replace a memory that stopped being true; the old version stays in history."""
         store, user = await scoped(ctx)
         try:
-            memory = await store.asupersede(memory_id, content, user_id=user)
+            memory = await store.asupersede(memory_id, content, user_id=user,
+                                            provenance=_FROM_MCP)
         except PersistentMemoryError as exc:
             raise ToolError(str(exc)) from None
         return _brief(memory)
@@ -89,7 +94,8 @@ def build_mcp(resolve: Resolver) -> MCPServer:
         """Forget one memory (the user retracted it or asked to forget it)."""
         store, user = await scoped(ctx)
         try:
-            memory = await store.adelete(memory_id, user_id=user, reason="mcp")
+            memory = await store.adelete(memory_id, user_id=user, reason="mcp",
+                                         provenance=_FROM_MCP)
         except PersistentMemoryError as exc:
             raise ToolError(str(exc)) from None
         return {"deleted": memory.id}

@@ -30,7 +30,7 @@ from ..models import Memory, ScoredMemory
 from ..store import MemoryStore
 from ..validation import check_user_id
 from .guards import tenant_for
-from .schemas import AddBody, BatchBody, PatchBody, SearchBody, TurnBody
+from .schemas import AddBody, BatchBody, DeleteBody, PatchBody, SearchBody, TurnBody
 from .state import ServiceState
 
 __all__ = ["Scope", "router", "scope"]
@@ -79,8 +79,10 @@ async def healthz() -> dict[str, Any]:
 
 @router.post("/v1/memories", status_code=201, tags=["memories"])
 async def add_memory(body: AddBody, ctx: Ctx) -> JSONResponse:
-    fields = body.model_dump(exclude={"user_id"})
-    memory = await in_thread(ctx.store.add, fields.pop("content"), user_id=body.user_id, **fields)
+    fields = body.model_dump(exclude={"user_id", "provenance"})
+    origin = body.provenance.stored() if body.provenance else None
+    memory = await in_thread(ctx.store.add, fields.pop("content"), user_id=body.user_id,
+                             provenance=origin, **fields)
     return _memory_response(memory, 201)
 
 
@@ -130,7 +132,10 @@ async def get_memory(memory_id: str, user_id: UserQuery, ctx: Ctx) -> JSONRespon
 @router.patch("/v1/memories/{memory_id}", tags=["memories"])
 async def patch_memory(memory_id: str, body: PatchBody, ctx: Ctx) -> JSONResponse:
     user_id = check_user_id(body.user_id)
-    fields = body.model_dump(exclude={"user_id", "supersede", "valid_from"}, exclude_none=True)
+    fields = body.model_dump(exclude={"user_id", "supersede", "valid_from", "provenance"},
+                             exclude_none=True)
+    if body.provenance is not None:
+        fields["provenance"] = body.provenance.stored()
     if body.supersede:
         if body.content is None:
             raise InvalidInputError("supersede needs the new content", field="content")
@@ -141,7 +146,7 @@ async def patch_memory(memory_id: str, body: PatchBody, ctx: Ctx) -> JSONRespons
         if body.valid_from is not None:
             raise InvalidInputError("valid_from is only accepted with supersede: true",
                                     field="valid_from")
-        if not fields:
+        if not fields.keys() - {"provenance"}:
             raise InvalidInputError("nothing to change: give content, category, importance "
                                     "or metadata", field="content")
         memory = await in_thread(ctx.store.update, memory_id, user_id=user_id, **fields)
@@ -151,10 +156,13 @@ async def patch_memory(memory_id: str, body: PatchBody, ctx: Ctx) -> JSONRespons
 @router.delete("/v1/memories/{memory_id}", status_code=204, tags=["memories"])
 async def delete_memory(memory_id: str, user_id: UserQuery, ctx: Ctx,
                         reason: str | None = None,
-                        prefer: Annotated[str | None, Header()] = None) -> Response:
-    """204; with ``Prefer: return=representation`` 200 and the deleted memory."""
+                        prefer: Annotated[str | None, Header()] = None,
+                        body: DeleteBody | None = None) -> Response:
+    """204; with ``Prefer: return=representation`` 200 and the deleted memory. An optional
+    body ``{"provenance": {...}}`` says where the delete came from (default: ``api``)."""
+    origin = body.provenance.stored() if body and body.provenance else None
     memory = await in_thread(ctx.store.delete, memory_id, user_id=check_user_id(user_id),
-                             reason=reason)
+                             reason=reason, provenance=origin)
     if prefer and "return=representation" in prefer:
         return _memory_response(memory)
     return Response(status_code=204)

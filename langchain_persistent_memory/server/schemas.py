@@ -5,18 +5,58 @@ itself, so the service and the library reject exactly the same input (400)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
-__all__ = ["AddBody", "AddItem", "BatchBody", "MessageIn", "PatchBody", "SearchBody",
-           "TurnBody"]
+from ..models import Provenance
+
+__all__ = ["AddBody", "AddItem", "BatchBody", "DeleteBody", "MessageIn", "PatchBody",
+           "ProvenanceIn", "SearchBody", "TurnBody"]
 
 Number = StrictFloat | StrictInt
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ProvenanceIn(_Body):
+    """Where a write came from, as the client declares it (default: a direct API call).
+
+    The client may name the path it took (``pipeline``, ``tool``, ``api`` or ``import``; the
+    CLI and UI write locally), but only a pipeline write may claim ``trust: "user"`` (the
+    user's own words): the service can't check another client's claim, so it refuses it."""
+
+    origin: Literal["pipeline", "tool", "api", "import"] = "api"
+    roles: list[StrictStr] = Field(default_factory=list, max_length=8)
+    positions: list[StrictInt] = Field(default_factory=list, max_length=64)
+    message_ids: list[StrictStr] = Field(default_factory=list, max_length=64)
+    evidence: StrictStr | None = None
+    session_id: StrictStr | None = None
+    agent_id: StrictStr | None = None
+    model: StrictStr | None = None
+    prompt_version: StrictStr | None = None
+    trust: Literal["user", "low"] | None = None
+
+    @model_validator(mode="after")
+    def _user_trust_is_the_pipelines(self) -> ProvenanceIn:
+        if self.trust == "user" and self.origin != "pipeline":
+            raise ValueError(f"trust 'user' is refused for origin {self.origin!r}: only a "
+                             "pipeline write rests on the user's own words")
+        return self
+
+    def stored(self) -> Provenance:
+        return Provenance(**self.model_dump())
 
 
 class AddItem(_Body):
@@ -27,6 +67,7 @@ class AddItem(_Body):
     session_id: StrictStr | None = None
     agent_id: StrictStr | None = None
     valid_from: datetime | None = None
+    provenance: ProvenanceIn | None = None
 
 
 class AddBody(AddItem):
@@ -53,6 +94,13 @@ class PatchBody(_Body):
     metadata: dict[str, Any] | None = None
     supersede: StrictBool = False
     valid_from: datetime | None = None
+    provenance: ProvenanceIn | None = None
+
+
+class DeleteBody(_Body):
+    """Optional body of ``DELETE /v1/memories/{id}``: where the delete came from."""
+
+    provenance: ProvenanceIn | None = None
 
 
 class SearchBody(_Body):
