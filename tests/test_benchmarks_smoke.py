@@ -1,4 +1,4 @@
-"""The issue-12 benchmark scripts still run end to end, on tiny sizes (no timings asserted).
+"""The benchmark scripts still run end to end, on tiny sizes (no timings asserted).
 
 They are run by hand for their figures; this keeps them from rotting as the store changes.
 What is asserted is what the scripts report that must hold whatever the speed: every size
@@ -62,3 +62,17 @@ def test_pg_compare_runs_both_systems(tmp_path: Path) -> None:
         assert r["writers_1"]["writes"] > 0 and r["writers_4"]["writes"] > 0
     assert results["ours"]["dense_recall_no_mmr"] == 1.0  # exact for small users
     assert "| lost writes | 0 | 0 |" in done.stdout
+
+
+def test_poisoning_bench_meets_its_goals() -> None:
+    """Before: the clean-turn count read a metadata key the pipeline no longer writes, so
+    it reported 0 of 108 kept while the README showed 108."""
+    spec = importlib.util.spec_from_file_location("poisoning", BENCH / "poisoning.py")
+    assert spec is not None and spec.loader is not None
+    poisoning = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(poisoning)
+    figures = poisoning.run()
+    assert figures["attacks"] >= 200 and figures["clean_turns"] >= 100
+    assert figures["planted"] == 0 and figures["break_outs"] == 0
+    assert figures["clean_kept"] >= 0.99 * figures["clean_turns"]
+    assert figures["by_channel"]["fact_about_someone_else"][0] == 10

@@ -96,6 +96,60 @@ def test_provenance_points_at_the_message_the_evidence_came_from(store: MemorySt
     assert got is not None and got.positions == [1] and got.message_ids == []
 
 
+@pytest.mark.parametrize(("said", "fact", "evidence"), [
+    ("By the way, my sister is vegetarian!", "The user is vegetarian.", "my sister is vegetarian"),
+    ("my boss Tom hates meetings", "The user hates meetings.", "my boss Tom hates meetings"),
+    ("Note: my wife's birthday is May 3", "The user's birthday is May 3.",
+     "my wife's birthday is May 3"),
+    ("Tom hates meetings, you know", "The user hates meetings.", "Tom hates meetings"),
+])
+def test_a_fact_about_someone_else_stored_as_the_users_is_dropped(
+        sqlite_store: MemoryStore, said: str, fact: str, evidence: str) -> None:
+    """Before: only the prompt asked for it; a model that ignored it stored a false fact."""
+    wrong = _ops({"op": "ADD", "content": fact, "evidence": evidence})
+    llm = ScriptedChatModel([wrong, wrong], quote_user=False)
+    result = MemoryManager(sqlite_store, llm).process(said, user_id="alice")
+    assert result.added == [] and sqlite_store.count("alice") == 0
+    [reason] = result.dropped
+    assert "is about" in reason and "not the user" in reason
+    assert llm.call_count == 2  # the one repair attempt was offered
+
+
+def test_the_repair_can_attribute_the_fact_to_its_subject(sqlite_store: MemoryStore) -> None:
+    llm = ScriptedChatModel([
+        _ops({"op": "ADD", "content": "The user is vegetarian.",
+              "evidence": "my sister is vegetarian"}),
+        _ops({"op": "ADD", "content": "The user's sister is vegetarian.",
+              "evidence": "my sister is vegetarian"})], quote_user=False)
+    result = MemoryManager(sqlite_store, llm).process("my sister is vegetarian",
+                                                      user_id="alice")
+    assert [m.content for m in result.added] == ["The user's sister is vegetarian."]
+    assert "the user's sister" in llm.calls[1][-1].text
+
+
+@pytest.mark.parametrize(("said", "fact", "evidence"), [
+    ("My sister and I went to Paris", "The user went to Paris with their sister.",
+     "My sister and I went to Paris"),
+    ("My sister and I went to Paris", "The user went to Paris.",
+     "My sister and I went to Paris"),
+    ("I'm vegetarian like my sister", "The user is vegetarian.", "I'm vegetarian like my sister"),
+    ("my boss Tom hates meetings", "Tom, the user's boss, hates meetings.",
+     "my boss Tom hates meetings"),
+    ("my mom is allergic to nuts", "The user's mother is allergic to nuts.",
+     "my mom is allergic to nuts"),
+    ("Coffee is my favourite drink", "The user's favourite drink is coffee.",
+     "Coffee is my favourite drink"),
+    ("I called my sister today", "The user called their sister today.",
+     "I called my sister today"),
+])
+def test_facts_rightly_attributed_are_kept(sqlite_store: MemoryStore, said: str, fact: str,
+                                           evidence: str) -> None:
+    llm = ScriptedChatModel([_ops({"op": "ADD", "content": fact, "evidence": evidence})],
+                            quote_user=False)
+    result = MemoryManager(sqlite_store, llm).process(said, user_id="alice")
+    assert [m.content for m in result.added] == [fact] and result.dropped == ()
+
+
 def test_tool_messages_reach_extraction_only_when_opted_in(sqlite_store: MemoryStore) -> None:
     answer = _ops({"op": "ADD", "content": "The user's order 42 shipped.",
                    "evidence": "order 42 shipped"})

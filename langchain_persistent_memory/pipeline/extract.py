@@ -9,7 +9,9 @@ Every ADD / UPDATE / SUPERSEDE carries ``evidence``: words quoted from the turn.
 accepted only when found, after normalising case, whitespace and quotes, in a message whose
 role may ground facts (a user message, or an opted-in tool/system message); and not when
 it lies inside text the user quoted or pasted (quotation marks, code blocks, ``>`` lines),
-since that is someone else's text. Everything else is dropped and counted.
+since that is someone else's text. A fact whose evidence is about someone else ("my sister
+is vegetarian") must name them (:mod:`.attribution`). Everything else is dropped and
+counted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from ..errors import ExtractionError
 from ..untrusted import fold, neutralise
+from .attribution import misattributed
 from .checks import (
     Limits,
     PlannedOp,
@@ -173,6 +176,12 @@ def ground(op: PlannedOp, item: dict[str, Any], where: str, evidence: Evidence,
         dropped.append(f"{where} ({op.op} {str(op.content)[:60]!r}): {why}")
         return None
     text = " ".join(str(quoted).split())[:500]
+    subject = misattributed(text, str(op.content))
+    if subject is not None:
+        dropped.append(f"{where} ({op.op} {str(op.content)[:60]!r}): its evidence is about "
+                       f"{subject}, not the user: say so in the fact (e.g. \"The user's "
+                       f"sister …\", or the person's name)")
+        return None
     return PlannedOp(op=op.op, handle=op.handle, content=op.content, category=op.category,
                      importance=op.importance, valid_from=op.valid_from, evidence=text,
                      evidence_role=source.role, evidence_position=source.position,
