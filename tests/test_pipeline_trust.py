@@ -50,6 +50,7 @@ def test_a_fact_read_in_the_assistants_text_is_not_stored(sqlite_store: MemorySt
     assert result.operations == () and result.dropped and sqlite_store.count("alice") == 0
     prompt = llm.calls[0][-1].text.split("<conversation>")[1]
     assert len(prompt.strip().splitlines()) == 3  # two messages + the closing tag
+    assert not any(line.startswith("user: my email") for line in prompt.splitlines())
     assert "assistant (context only" in prompt
 
 
