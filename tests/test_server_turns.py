@@ -59,3 +59,21 @@ def test_turns_return_at_once_and_the_model_runs_behind(service: RunningService)
         assert current.content == "The user lives in Berlin."
         assert [m.content for m in client.list("ivy", include_superseded=True)
                 if not m.is_current] == ["The user lives in Paris."]
+
+
+def test_a_turn_through_the_client_keeps_its_message_positions_and_ids(
+        service: RunningService) -> None:
+    """The client sends empty messages and ids on, so provenance points at the caller's
+    message, not at its index in a shortened list."""
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    with MemoryClient(service.base_url, api_key="k-acme") as client:
+        job = client.process([HumanMessage("Hi", id="h-0"), AIMessage("Hello!", id="a-1"),
+                              HumanMessage("", id="h-2"),
+                              HumanMessage("Guess what, I moved to Oslo", id="h-3")],
+                             user_id="kim")
+        assert job["status"] == "done" and job["result"]["status"] == "applied"
+        [memory] = client.list("kim")
+        [added] = client.history(memory.id, user_id="kim")
+        assert added.provenance is not None and added.provenance.origin == "pipeline"
+        assert added.provenance.positions == [3] and added.provenance.message_ids == ["h-3"]

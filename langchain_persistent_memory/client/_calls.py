@@ -19,7 +19,7 @@ import httpx
 
 from ..errors import InvalidInputError
 from ..models import AddOp, Memory, MemoryEvent, Provenance, ScoredMemory
-from ..pipeline.messages import normalize_messages
+from ..pipeline.messages import turn_messages
 from ..wire import error_from_body
 
 __all__ = ["Call", "calls", "check_response"]
@@ -207,8 +207,14 @@ class _Calls:
 
 def wire_messages(messages: Any) -> builtins.list[dict[str, str]]:
     """Any turn the pipeline accepts (LangChain messages, dicts, tuples, a string) as
-    ``[{role, content}]``; bad turns fail here, before a request is sent."""
-    return [{"role": m.role, "content": m.text} for m in normalize_messages(messages)]
+    ``[{role, content, id?}]``; bad turns fail here, before a request is sent. Empty
+    messages stay (unless all are empty) so the service records each fact's evidence at the
+    position the caller passed it, with its message id."""
+    turn = turn_messages(messages)
+    if not any(m.text for m in turn):
+        return []
+    return [{"role": m.role, "content": m.text} | ({"id": m.id} if m.id else {})
+            for m in turn]
 
 
 def _query_filters(filters: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from langchain_core.messages import BaseMessage
 from ..errors import InvalidInputError
 from ..validation import check_id
 
-__all__ = ["Role", "TurnMessage", "normalize_messages", "user_texts"]
+__all__ = ["Role", "TurnMessage", "normalize_messages", "turn_messages", "user_texts"]
 
 Role = Literal["user", "assistant", "system", "tool"]
 
@@ -104,11 +104,9 @@ def _usable_id(value: Any) -> str | None:
         return None
 
 
-def normalize_messages(messages: Any) -> list[TurnMessage]:
-    """Turn ``messages`` into non-empty :class:`TurnMessage` lines.
-
-    A bare string is one user message. Empty messages are dropped, so an all-empty turn
-    becomes ``[]`` (and costs no model call).
+def turn_messages(messages: Any) -> list[TurnMessage]:
+    """Every conversation message of ``messages``, empty ones included (so a client can
+    send the turn on with each message at its caller's position).
 
     Raises:
         InvalidInputError: an item is not a message, or has an unknown role.
@@ -120,7 +118,19 @@ def normalize_messages(messages: Any) -> list[TurnMessage]:
     if not isinstance(messages, Sequence):
         raise InvalidInputError("messages must be a list of messages or a string",
                                 field="messages")
-    return [m for m in (_one(i, x) for i, x in enumerate(messages)) if m is not None and m.text]
+    return [m for m in (_one(i, x) for i, x in enumerate(messages)) if m is not None]
+
+
+def normalize_messages(messages: Any) -> list[TurnMessage]:
+    """Turn ``messages`` into non-empty :class:`TurnMessage` lines.
+
+    A bare string is one user message. Empty messages are dropped, so an all-empty turn
+    becomes ``[]`` (and costs no model call).
+
+    Raises:
+        InvalidInputError: an item is not a message, or has an unknown role.
+    """
+    return [m for m in turn_messages(messages) if m.text]
 
 
 def user_texts(turn: Sequence[TurnMessage]) -> list[str]:

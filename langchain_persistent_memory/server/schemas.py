@@ -146,6 +146,7 @@ class SearchBody(_Body):
 class MessageIn(_Body):
     role: StrictStr
     content: StrictStr
+    id: StrictStr | None = None  # the message's id, kept in the provenance of its facts
 
 
 class TurnBody(_Body):
