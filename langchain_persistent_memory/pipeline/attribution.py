@@ -16,45 +16,29 @@ from ..untrusted import fold
 
 __all__ = ["misattributed"]
 
-# The relations a user talks about, each with the words that name it in a fact.
-_RELATIONS: dict[str, tuple[str, ...]] = {
-    "mother": ("mother", "mom", "mum", "mommy", "mama", "parent"),
-    "father": ("father", "dad", "daddy", "papa", "parent"),
-    "parents": ("parents", "parent", "mother", "father", "mom", "dad"),
-    "sister": ("sister", "sis", "sibling"),
-    "brother": ("brother", "bro", "sibling"),
-    "wife": ("wife", "spouse", "partner"),
-    "husband": ("husband", "spouse", "partner"),
-    "partner": ("partner", "spouse", "wife", "husband", "boyfriend", "girlfriend"),
-    "boyfriend": ("boyfriend", "partner"),
-    "girlfriend": ("girlfriend", "partner"),
-    "fiance": ("fiance", "fiancee", "partner"),
-    "son": ("son", "child", "kid"),
-    "daughter": ("daughter", "child", "kid"),
-    "kids": ("kid", "child", "son", "daughter"),
-    "grandmother": ("grandmother", "grandma", "granny", "grandparent"),
-    "grandfather": ("grandfather", "grandpa", "grandparent"),
-    "aunt": ("aunt",), "uncle": ("uncle",), "cousin": ("cousin",),
-    "niece": ("niece",), "nephew": ("nephew",),
-    "friend": ("friend",), "roommate": ("roommate", "flatmate"),
-    "neighbour": ("neighbour", "neighbor"),
-    "boss": ("boss", "manager"), "manager": ("manager", "boss"),
-    "colleague": ("colleague", "coworker", "co-worker"),
-    "dog": ("dog", "puppy", "pet"), "cat": ("cat", "kitten", "pet"),
-}
-# How people say them (a surface word -> its relation).
-_SAID: dict[str, str] = {word: relation for relation in _RELATIONS for word in (
-    relation, *{"mother": ("mom", "mum", "mommy", "mama"), "father": ("dad", "daddy", "papa"),
-                "fiance": ("fiancee", "fiancé", "fiancée"), "kids": ("kid", "children", "child"),
-                "grandmother": ("grandma", "granny"), "grandfather": ("grandpa",),
-                "roommate": ("flatmate",), "neighbour": ("neighbor",),
-                "colleague": ("coworker", "co-worker"), "sister": ("sis",)}.get(relation, ()))}
+# The people (and pets) a user talks about: each group holds words that name the same
+# relation, so "my mom" is rightly attributed by a fact about "the user's mother".
+_KIN: tuple[tuple[str, ...], ...] = (
+    ("mother", "mom", "mum", "mommy", "mama", "parent", "parents"),
+    ("father", "dad", "daddy", "papa", "parent", "parents"),
+    ("sister", "sis", "sibling"), ("brother", "bro", "sibling"),
+    ("wife", "husband", "spouse", "partner", "boyfriend", "girlfriend", "fiance", "fiancee"),
+    ("son", "daughter", "child", "children", "kid", "baby"),
+    ("grandmother", "grandma", "granny", "grandfather", "grandpa", "grandparent"),
+    ("aunt",), ("uncle",), ("cousin",), ("niece",), ("nephew",), ("friend",),
+    ("roommate", "flatmate"), ("neighbour", "neighbor"), ("boss", "manager"),
+    ("colleague", "coworker", "co-worker"), ("dog", "puppy", "pet"), ("cat", "kitten", "pet"),
+)
+# Each word, and every word that may stand for it in the fact.
+_SAME: dict[str, frozenset[str]] = {
+    word: frozenset(w for group in _KIN if word in group for w in group)
+    for group in _KIN for word in group}
 
 _FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|im|ive|me|myself|we|we're|we've|"
                            r"we'll|us|ourselves)\b")
 _CLAUSE_START = r"(?:^|[.!?;:,]\s*|\b(?:and|but|so|also|btw|because|oh|well)\s+)"
 _RELATION = re.compile(_CLAUSE_START + r"(?:my|our)\s+(?:[a-z-]+\s+){0,2}?("
-                       + "|".join(sorted(map(re.escape, _SAID), key=len, reverse=True))
+                       + "|".join(sorted(map(re.escape, _SAME), key=len, reverse=True))
                        + r")(?:s|es)?(?:'s)?\b")
 _APPOSITION = re.compile(r"\s+([A-Z][a-z]+)\b")  # "my boss Tom"
 _NAME = re.compile(r"^([A-Z][a-z]+)(?:'s\b|\s+(?:is|was|has|had|hates|loves|likes|works|"
@@ -80,9 +64,9 @@ def misattributed(evidence: str, fact: str) -> str | None:
     text = fold(fact).replace("\u2019", "'").lower()
     subjects: list[str] = []
     for match in _RELATION.finditer(lower):
-        relation = _SAID[match.group(1)]
+        relation = match.group(1)
         named = _APPOSITION.match(said, match.end()) if len(said) == len(lower) else None
-        if any(_mentions(text, w) for w in _RELATIONS[relation]) or \
+        if any(_mentions(text, w) for w in _SAME[relation]) or \
                 (named and _mentions(text, named.group(1).lower())):
             return None
         subjects.append(f"the user's {relation}")
