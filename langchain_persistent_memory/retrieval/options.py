@@ -74,6 +74,8 @@ class SearchOptions:
     entity_weight: float = 0.5
     hop_weight: float = 0.2
     time_boost: float = 0.3
+    topic_weight: float = 0.5
+    topic_focus: float = 0.2
     mmr: bool = True
     mmr_lambda: float = 0.8
     dedupe_threshold: float | None = 0.98
@@ -85,7 +87,7 @@ class SearchOptions:
             raise InvalidInputError(f"fusion must be one of {FUSIONS}", field="fusion")
         for name in ("dense_weight", "recency_weight", "importance_weight", "mmr_lambda",
                      "context_weight", "answer_weight", "question_discount", "entity_weight",
-                     "hop_weight", "time_boost"):
+                     "hop_weight", "time_boost", "topic_weight", "topic_focus"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         _check_range("date_boost", self.date_boost, 0.0, 100.0)
         if self.dedupe_threshold is not None:
