@@ -53,8 +53,9 @@ def test_store_ops_refuse_malformed_entity_lists(store: MemoryStore) -> None:
 
 def _caroline_scores(store: MemoryStore, user_id: str) -> tuple[dict[str, float], ...]:
     query = "What class did Caroline start?"
+    plain = {"mmr": False, "topic_weight": 0.0, "topic_focus": 0.0}  # the entity bonus alone
     return tuple({h.memory.content: h.score for h in store.search(
-        query, user_id=user_id, k=5, mmr=False, **weight)} for weight in (
+        query, user_id=user_id, k=5, **plain, **weight)} for weight in (
         {}, {"entity_weight": 0.0, "hop_weight": 0.0}))
 
 
