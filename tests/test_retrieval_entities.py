@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pytest
 from langchain_core.embeddings import Embeddings
 
 from langchain_persistent_memory import MemoryStore
@@ -19,6 +20,7 @@ from langchain_persistent_memory.retrieval.entities import (
     query_entities,
     topic_scores,
     topic_text,
+    without_names,
 )
 
 
@@ -68,6 +70,15 @@ def test_topic_text_is_the_query_without_its_names_and_function_words() -> None:
     assert topic_text("What's Melanie's daughter's name?", {"melanie"}) == "daughter's name"
     assert topic_text("What did Melanie do in New York City?",
                       {"melanie", "new york city"}) is None
+
+
+def test_without_names_turns_the_query_away_from_the_name() -> None:
+    name, topic = np.eye(2)
+    query = (3 * name + topic) / np.sqrt(10)
+    vector = without_names(query, [name])
+    assert vector is not None and vector @ topic > 0.3 and vector @ name < 0
+    assert without_names(name, [name]) is not None  # reflected, not emptied
+    assert without_names(topic, []) == pytest.approx(topic)
 
 
 def test_topic_scores_ignore_what_an_entitys_memories_share() -> None:
@@ -190,7 +201,7 @@ def test_topic_finds_a_persons_memories_about_what_the_question_asks(store_url: 
                                                                       tmp_path: Path) -> None:
     """"What hobbies does Melanie have?": the whole question's vector is mostly "Melanie",
     so her short small talk outranks the turns about pottery, camping and swimming, which
-    share no word with it. The topic ("hobbies") embedded alone finds them."""
+    share no word with it. The question's vector without the name's direction finds them."""
     gold = ["Melanie: I signed up for pottery",
             "Melanie: we went camping",
             "Melanie: off swimming with the kids"]

@@ -9,9 +9,10 @@ entity keys, and which memories mention a key); no I/O, nothing of ``store/``.
   relevance; one that only mentions one gains half of that.
 * The topic: a query naming an entity ("What activities does Melanie do?") is mostly the
   name to an embedding model, and so is every memory said by or about Melanie. The query's
-  other content words, embedded on their own, are compared with the entity's memories
-  relative to their centroid (what they share, the name and the speaker's manner, cancels
-  out), so the memories about activities rise among all of Melanie's.
+  vector with the name's direction taken out (reflected: ``q - 2 (q.n) n``) is compared
+  with the memories, and with the entity's memories relative to their centroid (what they
+  share, the name and the speaker's manner, cancels out), so the memories about activities
+  rise among all of Melanie's.
 * One hop: entities that the best candidates mention, other than the query's and the
   user's common ones, bring in the other memories that mention them ("Sweden" in a memory
   about a necklace links to the one about moving from home) at ``hop_weight`` of the
@@ -28,11 +29,15 @@ from ..entities import entity_key
 from .words import STOPWORDS
 
 __all__ = ["MAX_QUERY_WORDS", "entity_bonus", "hop_scores", "query_entities", "topic_scores",
-           "topic_text"]
+           "topic_text", "without_names"]
 
 MAX_QUERY_WORDS = 4  # longest entity name matched in a query, in words
 _HOP_SEEDS = 5  # the best candidates whose entities lead one hop further
 _HOP_MAX_MEMORIES = 12  # an entity mentioned more often than this is too common to link by
+# How far a name's direction is pushed out of the query: 1 removes it, 2 reflects it. On
+# LoCoMo's tuning conversations 1.0 / 1.5 / 2.0 / 3.0 gave nDCG@10 0.676 / 0.681 / 0.682 /
+# 0.677 (benchmarks/README.md).
+_NAME_REFLECTION = 2.0
 _PUNCTUATION = ".,;:!?\"'()[]{}\u201c\u201d\u2018\u2019"
 
 
@@ -64,8 +69,18 @@ def _split_names(query: str, known: Callable[[str], bool]) -> tuple[list[str], l
 
 def topic_text(query: str, wanted: set[str]) -> str | None:
     """What ``query`` asks about its entities ``wanted``: its content words without their
-    names (None when nothing is left)."""
+    names (None when nothing is left: then the query has no topic to score)."""
     return " ".join(_split_names(query, wanted.__contains__)[1]) or None
+
+
+def without_names(query: np.ndarray, names: list[np.ndarray]) -> np.ndarray | None:
+    """The unit ``query`` vector with each name's unit vector reflected out of it (None if
+    nothing is left): what the query asks besides who it names."""
+    vector = query.astype(np.float64)
+    for name in names:
+        vector = vector - _NAME_REFLECTION * float(vector @ name) * name
+    norm = float(np.linalg.norm(vector))
+    return None if norm < 1e-6 else (vector / norm).astype(np.float32)
 
 
 def topic_scores(rows: np.ndarray, topic: np.ndarray) -> np.ndarray:

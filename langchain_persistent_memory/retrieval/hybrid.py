@@ -15,7 +15,14 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from .dates import asks_when, parse_query_time
-from .entities import entity_bonus, hop_scores, query_entities, topic_scores, topic_text
+from .entities import (
+    entity_bonus,
+    hop_scores,
+    query_entities,
+    topic_scores,
+    topic_text,
+    without_names,
+)
 from .fusion import rrf, weighted_fusion
 from .options import SearchOptions
 from .rerank import date_factor, importance_factor, mmr_order, recency_factor
@@ -91,7 +98,8 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
 
     ``min_score`` is always a cosine-similarity floor (its meaning in every mode); the
     score is the final ranking score, relative to this search's candidates. ``embed``
-    embeds the query's topic when it names entities (without it, no topic score).
+    embeds the names of the query's entities (cached by the store: one model call per
+    name, not per search) to take them out of the query's vector; without it, no topic.
     """
     n = max(options.candidates, k)
     dense: dict[int, float] = {}
@@ -106,7 +114,7 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
     for key in sorted(wanted):  # the few memories naming an uncommon entity are candidates
         ids += [pk for pk in pool.entity_members(key, _ENTITY_CANDIDATES) or ()
                 if pk not in dense and pk not in keyword]
-    about = _about(pool, query, wanted, embed, options)
+    about = _about(pool, query, wanted, embed, options, vector)
     if about is not None:
         ids += about.candidates
     ids = list(dict.fromkeys(ids))
@@ -211,16 +219,17 @@ class _About(NamedTuple):
 
 
 def _about(pool: CandidatePool, query: str, wanted: set[str], embed: Embed | None,
-           options: SearchOptions) -> _About | None:
-    """The topic of a query naming entities ("What activities does Melanie do?" ->
-    "activities"), embedded on its own; None when there is none or the options are off."""
+           options: SearchOptions, query_vector: np.ndarray) -> _About | None:
+    """The topic of a query naming entities ("What activities does Melanie do?"): its
+    vector without the names' directions; None when there is none or the options are off."""
     if embed is None or not wanted or options.mode != "hybrid" or \
             options.topic_weight == options.topic_focus == 0.0:
         return None
-    text = topic_text(query, wanted)
-    if text is None:
+    if topic_text(query, wanted) is None:  # nothing but names and function words
         return None
-    vector = embed(text)
+    vector = without_names(query_vector, [embed(key) for key in sorted(wanted)])
+    if vector is None:
+        return None
     candidates = [pk for pk, _ in pool.dense(vector, _TOPIC_CANDIDATES)] \
         if options.topic_weight > 0 else []
     focus: dict[int, float] = {}
