@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.embeddings import Embeddings
 
 from langchain_persistent_memory import MemoryStore
 from langchain_persistent_memory.entities import entity_key, extract_entities
@@ -11,6 +18,9 @@ from langchain_persistent_memory.retrieval.entities import (
     entity_bonus,
     hop_scores,
     query_entities,
+    topic_scores,
+    topic_text,
+    without_names,
 )
 
 
@@ -52,6 +62,32 @@ def test_query_entities_match_known_keys_lower_case_longest_first() -> None:
     assert query_entities("what did melanie do in New York City?", known) == \
         {"melanie", "new york city"}
     assert query_entities("what did you eat", known) == set()
+
+
+def test_topic_text_is_the_query_without_its_names_and_function_words() -> None:
+    assert topic_text("What activities does Melanie partake in?", {"melanie"}) == \
+        "activities partake"
+    assert topic_text("What's Melanie's daughter's name?", {"melanie"}) == "daughter's name"
+    assert topic_text("What did Melanie do in New York City?",
+                      {"melanie", "new york city"}) is None
+
+
+def test_without_names_turns_the_query_away_from_the_name() -> None:
+    name, topic = np.eye(2)
+    query = (3 * name + topic) / np.sqrt(10)
+    vector = without_names(query, [name])
+    assert vector is not None and vector @ topic > 0.3 and vector @ name < 0
+    assert without_names(name, [name]) is not None  # reflected, not emptied
+    assert without_names(topic, []) == pytest.approx(topic)
+
+
+def test_topic_scores_ignore_what_an_entitys_memories_share() -> None:
+    name, craft, talk = np.eye(3)
+    rows = np.array([name + craft, name + talk, name + talk])
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    scores = topic_scores(rows, craft)
+    assert scores[0] > 0.7 and scores[1] < 0 and scores[1] == scores[2]
+    assert (rows @ craft)[0] < 0.71  # uncentred, the shared name dilutes it
 
 
 def test_entity_bonus_prefers_the_subject_over_a_mention() -> None:
@@ -133,3 +169,56 @@ def test_when_questions_prefer_memories_that_say_when(store: MemoryStore) -> Non
     hits = store.search("When did Caroline go to the support group?", user_id="u", k=2,
                         mmr=False)
     assert hits[0].memory.content.endswith("yesterday")
+
+
+class NameHeavyEmbeddings(Embeddings):
+    """A toy model that behaves like a real one where it matters here: a person's name
+    dominates a short text's vector, and hobby words share one meaning (one axis)."""
+
+    hobbies = frozenset({"hobbies", "pottery", "camping", "swimming"})
+    names = ("melanie", "caroline")
+
+    def _vector(self, text: str) -> list[float]:
+        vector = np.zeros(64)
+        for word in re.findall(r"[a-z]+", text.lower()):
+            if word in self.hobbies:
+                vector[0] += 1.0
+            elif word in self.names:
+                vector[1 + self.names.index(word)] += 3.0
+            else:
+                digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+                vector[8 + int.from_bytes(digest, "little") % 56] += 1.0
+        return list(vector / np.linalg.norm(vector))
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._vector(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+def test_topic_finds_a_persons_memories_about_what_the_question_asks(store_url: str,
+                                                                      tmp_path: Path) -> None:
+    """"What hobbies does Melanie have?": the whole question's vector is mostly "Melanie",
+    so her short small talk outranks the turns about pottery, camping and swimming, which
+    share no word with it. The question's vector without the name's direction finds them."""
+    gold = ["Melanie: I signed up for pottery",
+            "Melanie: we went camping",
+            "Melanie: off swimming with the kids"]
+    chat = [f"Melanie: {w} {v}!" for w, v in zip(
+        ["thanks", "wow", "sure", "lovely", "great", "cool", "nice", "yes", "aww", "right",
+         "haha", "indeed"], ["Caroline", "friend", "dear", "pal", "buddy", "mate", "honey",
+                             "sweetie", "hun", "love", "girl", "darling"])]
+    with MemoryStore(store_url, embeddings=NameHeavyEmbeddings(),
+                     index_path=tmp_path / "i.lpm") as store:
+        store.add_many([*chat[:6], *gold, *chat[6:]], user_id="u")
+
+        def found(**options: float | str) -> int:
+            hits = store.search("What hobbies does Melanie have?", user_id="u", k=5,
+                                mmr=False, **options)
+            return len({h.memory.content for h in hits} & set(gold))
+
+        assert found(topic_weight=0.0, topic_focus=0.0) == 1  # the ranking before
+        assert found() == 3
+        assert found(topic_focus=0.0) == 2  # the topic on the dense side alone
+        assert found(topic_weight=0.0) == 2  # the focus among Melanie's memories alone

@@ -30,7 +30,7 @@ WHEN = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
 def _rows(pks: list[int], current: bool, vecs: np.ndarray) -> list[LoadedRow]:
-    return [(pk, None, f"memory {pk}", WHEN, 0.5, current, f"h{pk}", v)
+    return [(pk, None, f"memory {pk}", WHEN, 0.5, current, f"h{pk}", v, ())
             for pk, v in zip(pks, vecs)]
 
 

@@ -8,23 +8,36 @@ search may return (the user's, current unless asked otherwise, passing the filte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from .dates import asks_when, parse_query_time
-from .entities import entity_bonus, hop_scores, query_entities
+from .entities import (
+    entity_bonus,
+    hop_scores,
+    query_entities,
+    topic_scores,
+    topic_text,
+    without_names,
+)
 from .fusion import rrf, weighted_fusion
 from .options import SearchOptions
 from .rerank import date_factor, importance_factor, mmr_order, recency_factor
 
-__all__ = ["CandidatePool", "Facts", "Ranked", "rank"]
+__all__ = ["CandidatePool", "Embed", "Facts", "Ranked", "rank"]
 
 _CONTEXT_SEEDS = 20  # the best candidates whose session neighbours are looked up
 _CONTEXT_SPAN = 3  # neighbours are found among memories within this many keys
 _ENTITY_CANDIDATES = 12  # a query entity named by at most this many memories adds them all
 _CONTEXT_REACH = 2  # neighbours up to this many turns away count (question, answer, follow-up)
+_TOPIC_CANDIDATES = 40  # the memories nearest to the query's topic join the candidates
+_FOCUS_CANDIDATES = 20  # and so do the entity's memories with the best focus score
+_TOPIC_MAX_MEMORIES = 5000  # an entity named more often is scored by the whole query only
+
+Embed = Callable[[str], np.ndarray]  # a text's unit vector (the store's cached query embedding)
 
 
 class Facts(NamedTuple):
@@ -79,11 +92,14 @@ class CandidatePool(Protocol):
 
 
 def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
-         options: SearchOptions, now: datetime, min_score: float | None) -> list[Ranked]:
+         options: SearchOptions, now: datetime, min_score: float | None,
+         embed: Embed | None = None) -> list[Ranked]:
     """The ``k`` best memories of ``pool`` for ``query`` under ``options``, best first.
 
     ``min_score`` is always a cosine-similarity floor (its meaning in every mode); the
-    score is the final ranking score, relative to this search's candidates.
+    score is the final ranking score, relative to this search's candidates. ``embed``
+    embeds the names of the query's entities (cached by the store: one model call per
+    name, not per search) to take them out of the query's vector; without it, no topic.
     """
     n = max(options.candidates, k)
     dense: dict[int, float] = {}
@@ -98,27 +114,48 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
     for key in sorted(wanted):  # the few memories naming an uncommon entity are candidates
         ids += [pk for pk in pool.entity_members(key, _ENTITY_CANDIDATES) or ()
                 if pk not in dense and pk not in keyword]
+    about = _about(pool, query, wanted, embed, options, vector)
+    if about is not None:
+        ids += about.candidates
     ids = list(dict.fromkeys(ids))
     vectors = pool.vectors(ids)
+
+    def similarity(rows: np.ndarray) -> list[float]:
+        """The dense side of fusion: the cosine to the query, plus to its topic."""
+        scores = rows @ vector
+        if about is not None:
+            scores = scores + options.topic_weight * (rows @ about.vector)
+        return scores.tolist()  # type: ignore[no-any-return]
+
     cosine = dict(zip(ids, (vectors @ vector).tolist()))
+    similar = cosine if about is None else dict(zip(ids, similarity(vectors)))
     facts = {pk: pool.facts(pk) for pk in ids}
+
+    def gather(extra: list[int]) -> None:
+        """Add candidates found late (session neighbours, entity hops)."""
+        nonlocal vectors
+        if not extra:
+            return
+        more = pool.vectors(extra)
+        vectors = np.concatenate([vectors, more])
+        cosine.update(zip(extra, (more @ vector).tolist()))
+        if about is not None:
+            similar.update(zip(extra, similarity(more)))
+        facts.update((pk, pool.facts(pk)) for pk in extra)
+        ids.extend(extra)
+
+    focus = {} if about is None else about.focus
     if options.mode == "keyword":
         relevance = dict(keyword)
     else:
-        relevance = _fuse(options, cosine, dense, keyword)
+        relevance = _fuse(options, similar, dense, keyword, focus)
         context = options.context_weight > 0 or options.answer_weight > 0
         if context:
             seeds = sorted(relevance, key=relevance.__getitem__, reverse=True)[:_CONTEXT_SEEDS]
-            extra = [pk for pk in pool.neighbours(seeds, _CONTEXT_SPAN) if pk not in cosine]
-            if extra:
-                more = pool.vectors(extra)
-                vectors = np.concatenate([vectors, more])
-                cosine.update(zip(extra, (more @ vector).tolist()))
-                facts.update((pk, pool.facts(pk)) for pk in extra)
-                ids += extra
+            gather([pk for pk in pool.neighbours(seeds, _CONTEXT_SPAN) if pk not in cosine])
         questions = {pk for pk in ids if facts[pk].question}
         if context:
-            relevance = _with_context(_fuse(options, cosine, dense, keyword), facts,
+            relevance = _with_context(_fuse(options, similar, dense, keyword, focus), facts,
                                       questions, options)
         if options.question_discount > 0:
             relevance = {pk: score * (1.0 - options.question_discount)
@@ -126,13 +163,7 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
         if options.hop_weight > 0:
             hops = hop_scores(relevance, lambda pk: facts[pk].mentions, pool.entity_members,
                               wanted, options.hop_weight)
-            extra = [pk for pk in hops if pk not in cosine]
-            if extra:
-                more = pool.vectors(extra)
-                vectors = np.concatenate([vectors, more])
-                cosine.update(zip(extra, (more @ vector).tolist()))
-                facts.update((pk, pool.facts(pk)) for pk in extra)
-                ids += extra
+            gather([pk for pk in hops if pk not in cosine])
             for pk, score in hops.items():
                 relevance[pk] = relevance.get(pk, 0.0) + score
 
@@ -163,13 +194,52 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
 
 
 def _fuse(options: SearchOptions, cosine: dict[int, float], dense: dict[int, float],
-          keyword: dict[int, float]) -> dict[int, float]:
+          keyword: dict[int, float], focus: dict[int, float]) -> dict[int, float]:
     if options.mode == "dense":
-        return dict(cosine)
-    if options.fusion == "rrf":
-        return rrf([sorted(dense, key=dense.__getitem__, reverse=True),
-                    sorted(keyword, key=keyword.__getitem__, reverse=True)])
-    return weighted_fusion(cosine, keyword, options.dense_weight)
+        out = dict(cosine)
+    elif options.fusion == "rrf":
+        out = rrf([sorted(dense, key=dense.__getitem__, reverse=True),
+                   sorted(keyword, key=keyword.__getitem__, reverse=True)])
+    else:
+        out = weighted_fusion(cosine, keyword, options.dense_weight)
+    best = max((focus[pk] for pk in out if pk in focus), default=0.0)
+    if best > 0:  # the focus score, over the best candidate's, adds up to topic_focus
+        for pk, score in out.items():
+            out[pk] = score + options.topic_focus * max(focus.get(pk, 0.0), 0.0) / best
+    return out
+
+
+class _About(NamedTuple):
+    """What a query naming entities asks about them: its topic's vector, the memories
+    nearest to it, and the focus score of each memory naming the entities."""
+
+    vector: np.ndarray
+    candidates: list[int]
+    focus: dict[int, float]
+
+
+def _about(pool: CandidatePool, query: str, wanted: set[str], embed: Embed | None,
+           options: SearchOptions, query_vector: np.ndarray) -> _About | None:
+    """The topic of a query naming entities ("What activities does Melanie do?"): its
+    vector without the names' directions; None when there is none or the options are off."""
+    if embed is None or not wanted or options.mode != "hybrid" or \
+            options.topic_weight == options.topic_focus == 0.0:
+        return None
+    if topic_text(query, wanted) is None:  # nothing but names and function words
+        return None
+    vector = without_names(query_vector, [embed(key) for key in sorted(wanted)])
+    if vector is None:
+        return None
+    candidates = [pk for pk, _ in pool.dense(vector, _TOPIC_CANDIDATES)] \
+        if options.topic_weight > 0 else []
+    focus: dict[int, float] = {}
+    if options.topic_focus > 0:
+        members = list(dict.fromkeys(pk for key in sorted(wanted) for pk in
+                                     pool.entity_members(key, _TOPIC_MAX_MEMORIES) or ()))
+        if len(members) >= 2:
+            focus = dict(zip(members, topic_scores(pool.vectors(members), vector).tolist()))
+            candidates += sorted(focus, key=focus.__getitem__, reverse=True)[:_FOCUS_CANDIDATES]
+    return _About(vector, candidates, focus)
 
 
 def _with_context(relevance: dict[int, float], facts: dict[int, Facts],

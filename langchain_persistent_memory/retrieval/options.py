@@ -4,7 +4,8 @@ Defaults were chosen on the LoCoMo benchmark's tuning conversations and checked 
 held-out ones (benchmarks/README.md): weighted fusion at 0.5 over 80 candidates per retriever,
 session context 0.5 (0.7 from a question to its answer), questions discounted by 0.15,
 entities 0.5 (the query's people and names), one entity hop at 0.2, "when" questions
-preferring memories that say when (0.3), MMR at lambda 0.8. Recency and
+preferring memories that say when (0.3), the topic of a query naming entities at 0.5 on the
+dense side and 0.2 among the entities' memories, MMR at lambda 0.8. Recency and
 importance are off by default: they trade relevance for freshness or salience, a choice only
 the application can make.
 """
@@ -55,6 +56,13 @@ class SearchOptions:
             uncommon entity away from it (multi-hop questions); 0 turns the hop off.
         time_boost: multiplier bonus, for a query asking "when", of memories that say when
             something happened ("yesterday", "last May"); 0 turns it off.
+        topic_weight: for a query naming the user's entities ("What activities does Melanie
+            do?"), the share of the cosine to its topic (the query's vector with the names'
+            directions taken out) added to the cosine to the query on the dense side; the
+            memories nearest to the topic join the candidates. Hybrid mode only.
+        topic_focus: the same topic's score among the memories naming those entities,
+            relative to their centroid, adds up to this much to their relevance. Both 0
+            turn the topic off.
         mmr: diversify with maximal marginal relevance (``mmr_lambda`` = relevance share);
             on by default (measured), so near-repeats give way to other evidence.
         dedupe_threshold: drop a hit whose cosine to a better hit is at least this (None: off).
@@ -74,6 +82,8 @@ class SearchOptions:
     entity_weight: float = 0.5
     hop_weight: float = 0.2
     time_boost: float = 0.3
+    topic_weight: float = 0.5
+    topic_focus: float = 0.2
     mmr: bool = True
     mmr_lambda: float = 0.8
     dedupe_threshold: float | None = 0.98
@@ -85,7 +95,7 @@ class SearchOptions:
             raise InvalidInputError(f"fusion must be one of {FUSIONS}", field="fusion")
         for name in ("dense_weight", "recency_weight", "importance_weight", "mmr_lambda",
                      "context_weight", "answer_weight", "question_discount", "entity_weight",
-                     "hop_weight", "time_boost"):
+                     "hop_weight", "time_boost", "topic_weight", "topic_focus"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         _check_range("date_boost", self.date_boost, 0.0, 100.0)
         if self.dedupe_threshold is not None:

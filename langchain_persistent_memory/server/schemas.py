@@ -133,6 +133,8 @@ class SearchBody(_Body):
     entity_weight: Number | None = None
     hop_weight: Number | None = None
     time_boost: Number | None = None
+    topic_weight: Number | None = None
+    topic_focus: Number | None = None
     mmr: StrictBool | None = None
     mmr_lambda: Number | None = None
     dedupe_threshold: Number | None = None

@@ -1,9 +1,9 @@
 """Entity rows in SQL: written with the memories that name them, removed with them.
 
 Every function runs inside the caller's transaction, so a memory and its entity links commit
-or roll back together, and a purge leaves no entity name of the user behind. Links are a
-function of the memory's text (``entities.extract_entities``), so they can be rebuilt from
-the memories at any time (the v5 migration does exactly that).
+or roll back together, and a purge leaves no entity name of the user behind. Links come from
+the memory's text (``entities.extract_entities``) plus the names a chat model gave for it
+that the text contains; the partitions read them back from here, so ranking uses both.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from sqlalchemy import Connection, delete, func, select, text
 
 from ..entities import Entity, entity_key, extract_entities
 from ..errors import InvalidInputError
+from .reader import EntityLinks
 from .schema import entities, memories, memory_entities
 
-__all__ = ["EntityRow", "check_names", "count_links", "link_memories", "purge_entities",
-           "unlink_memories", "user_entities"]
+__all__ = ["EntityRow", "check_names", "count_links", "link_memories", "memory_links",
+           "purge_entities", "unlink_memories", "user_entities"]
 
 _MAX_NAME = 256
 _MAX_GIVEN = 24
@@ -47,31 +48,42 @@ class EntityRow:
     subject_of: int  # how many of them are about it (it is their speaker)
 
 
+def memory_links(content: str, given: tuple[str, ...] = ()) -> list[Entity]:
+    """The entities one memory links to: the local extractor's, then the ``given`` names
+    (the chat model's answer) the text contains that the extractor missed. Pure: what
+    :func:`link_memories` writes for a memory is exactly this."""
+    found = [e._replace(key=e.key[:_MAX_NAME], name=e.name[:_MAX_NAME])
+             for e in extract_entities(content)]
+    keys = {e.key for e in found}
+    lowered = content.lower()
+    for name in given:
+        key = entity_key(name)[:_MAX_NAME]
+        if key and key not in keys and name.lower() in lowered:
+            keys.add(key)
+            found.append(Entity(name[:_MAX_NAME], key, "name"))
+    return found
+
+
 def link_memories(conn: Connection, user_id: str, texts: Iterable[tuple[int, str]],
-                  given: dict[int, tuple[str, ...]] | None = None) -> None:
-    """Record the entities each ``(pk, text)`` names (new entities of the user included).
+                  given: dict[int, tuple[str, ...]] | None = None) -> dict[int, EntityLinks]:
+    """Record the entities each ``(pk, text)`` names (new entities of the user included)
+    and return each pk's links, for the writing process's own partition.
 
     ``given`` adds names per pk from elsewhere (the chat model's answer); a name the text
     does not contain is ignored, so a link always points at words of the memory.
     """
     links: list[dict[str, object]] = []
     named: dict[str, tuple[str, str]] = {}
+    out: dict[int, EntityLinks] = {}
     for pk, content in texts:
-        found = extract_entities(content)
-        keys = {e.key for e in found}
-        lowered = content.lower()
-        for name in (given or {}).get(pk, ()):
-            key = entity_key(name)
-            if key and key not in keys and name.lower() in lowered:
-                keys.add(key)
-                found.append(Entity(name, key, "name"))
+        found = memory_links(content, (given or {}).get(pk, ()))
+        out[pk] = tuple((e.key, e.subject) for e in found)
         for entity in found:
-            key = entity.key[:_MAX_NAME]
-            named.setdefault(key, (entity.name[:_MAX_NAME], entity.kind))
-            links.append({"memory_pk": pk, "entity_key": key, "user_id": user_id,
+            named.setdefault(entity.key, (entity.name, entity.kind))
+            links.append({"memory_pk": pk, "entity_key": entity.key, "user_id": user_id,
                           "subject": int(entity.subject)})
     if not links:
-        return
+        return out
     conn.execute(text(f"INSERT INTO {entities.name} (user_id, key, name, kind) "
                       "VALUES (:user_id, :key, :name, :kind) ON CONFLICT DO NOTHING"),
                  [{"user_id": user_id, "key": key, "name": name, "kind": kind}
@@ -82,6 +94,7 @@ def link_memories(conn: Connection, user_id: str, texts: Iterable[tuple[int, str
         conn.execute(entities.update().where(
             entities.c.user_id == user_id, entities.c.key.in_(people),
             entities.c.kind != "person").values(kind="person"))
+    return out
 
 
 def unlink_memories(conn: Connection, user_id: str, pks: list[int]) -> None:

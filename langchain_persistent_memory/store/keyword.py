@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import Stemmer  # type: ignore[import-not-found]
 
+from ..retrieval.words import STOPWORDS
+
 __all__ = ["STOPWORDS", "Analysed", "KeywordIndex", "analyse", "analyse_many", "query_phrases",
            "query_terms"]
 
@@ -33,17 +35,6 @@ _ARRAY_MIN = 512  # postings at least this long are scored as arrays
 K1 = 1.2  # BM25 term-frequency saturation (the usual value, also FTS5's)
 B = 0.75  # BM25 length normalisation
 
-# Function words carry no topic; dropping them keeps OR-queries from matching everything.
-_STOPWORD_TEXT = """
-    a an the and or but if of at by for with about against between into through during
-    before after above below to from up down in out on off over under again further then once
-    here there when where why how all any both each few more most other some such no nor not
-    only own same so than too very s t can will just don should now i me my myself we our ours
-    ourselves you your yours yourself yourselves he him his himself she her hers herself it its
-    itself they them their theirs themselves what which who whom this that these those am is are
-    was were be been being have has had having do does did doing would could ought let
-    m re ve ll d"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _TOKEN_RE = re.compile(r"[^\W_]+", re.UNICODE)
 _stemmer = Stemmer.Stemmer("english")
 _stem_lock = threading.Lock()  # a PyStemmer object is not safe to share between threads

@@ -346,7 +346,8 @@ class MemoryStore(AsyncTwins):
         ``mode`` ("hybrid" default, "dense", "keyword"), ``fusion``, ``dense_weight``,
         ``candidates``, ``recency_half_life_days``, ``recency_weight``,
         ``importance_weight``, ``context_weight``, ``answer_weight``, ``question_discount``,
-        ``date_boost``, ``entity_weight``, ``hop_weight``, ``time_boost``, ``mmr``,
+        ``date_boost``, ``entity_weight``, ``hop_weight``, ``time_boost``, ``topic_weight``,
+        ``topic_focus``, ``mmr``,
         ``mmr_lambda``, ``dedupe_threshold``. ``min_score`` is a floor on cosine similarity
         in every mode. Each hit carries the ranking ``score`` and, to threshold on, its
         ``cosine`` and ``keyword_match``.

@@ -3,9 +3,10 @@
 A partition is a function of one user's rows in SQL: loaded on the user's first search,
 checked fresh before every search (one indexed lookup of the user's version, which every
 write bumps in its own transaction), reloaded when another process wrote, and updated in
-place by this process's own adds and deletes. Partitions live in an LRU bounded by a byte
-budget, so a process holds what its recent users cost, not what the store holds: opening a
-store reads nothing, whatever its size.
+place by this process's own adds and deletes. Entity links come from ``lpm_memory_entities``
+(the extractor's and the chat model's names alike), never from re-reading the text.
+Partitions live in an LRU bounded by a byte budget, so a process holds what its recent
+users cost, not what the store holds: opening a store reads nothing, whatever its size.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..entities import extract_entities
 from ..errors import EmbeddingMismatchError, InvalidInputError
 from ..retrieval.dates import mentions_time
 from ..retrieval.hybrid import Facts
@@ -97,16 +97,15 @@ class UserPartition:
                     part.add(np.fromiter((r[0] for r in chosen), np.int64, len(chosen)),
                              np.ascontiguousarray(vectors))
             analysed = analyse_many([r[2] for r in rows])
-            for (pk, session, content, when, importance, current, digest, _), stats in zip(
-                    rows, analysed):
-                found = extract_entities(content)
-                subject = found[0].key if found and found[0].subject else None
+            for (pk, session, content, when, importance, current, digest, _, links), stats \
+                    in zip(rows, analysed):
+                subject = next((key for key, about in links if about), None)
                 self.facts[pk] = Facts(session, when, importance, is_question(content),
-                                       subject, frozenset(e.key for e in found
-                                                          if not e.subject),
+                                       subject, frozenset(key for key, _ in links
+                                                          if key != subject),
                                        mentions_time(content))
-                for entity in found:
-                    self.by_entity.setdefault(entity.key, set()).add(pk)
+                for key, _ in links:
+                    self.by_entity.setdefault(key, set()).add(pk)
                 self.is_current[pk] = current
                 self.keywords.add(pk, stats)
                 if current:
@@ -146,6 +145,11 @@ class UserPartition:
             self.is_current[pk] = False
             self.by_digest = {h: p for h, p in self.by_digest.items() if p != pk}
             return True
+
+    def entity_links(self) -> dict[int, tuple[str | None, frozenset[str]]]:
+        """Every memory's (subject, other entity keys) as ranking sees them, for checks."""
+        with self.lock:
+            return {pk: (f.subject, f.mentions) for pk, f in self.facts.items()}
 
     def size(self) -> int:
         return len(self.facts)

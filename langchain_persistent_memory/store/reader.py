@@ -1,7 +1,8 @@
 """The hot reads of a search, on one dedicated connection in autocommit mode.
 
-A search needs at most three statements: the user's version (is my partition fresh?), the
-user's rows when the partition must be (re)loaded, and the rows of the final hits. Each is
+A search needs at most four statements: the user's version (is my partition fresh?), the
+user's rows and their entity links when the partition must be (re)loaded, and the rows of
+the final hits. Each is
 one autocommit statement on a kept driver connection: no pool checkout, no BEGIN/ROLLBACK
 around it, and on PostgreSQL psycopg prepares them after a few runs (a ROLLBACK would not
 reset that here: there is none). Every statement names the user.
@@ -21,15 +22,17 @@ from sqlalchemy import Engine
 from ..errors import StoreClosedError
 from ..models import Memory
 from .rows import MEMORY_COLUMNS, raw_memory, to_utc
-from .schema import memories, users
+from .schema import memories, memory_entities, users
 
-__all__ = ["LoadedRow", "Reader"]
+__all__ = ["EntityLinks", "LoadedRow", "Reader"]
 
 _MMAP_BYTES = 1 << 31  # SQLite caps it at its compile-time maximum (2 GB by default)
 _ROW_NAMES = [c.name for c in MEMORY_COLUMNS]
 
-# (pk, session_id, content, valid_from, importance, current, content_hash, vector)
-LoadedRow = tuple[int, str | None, str, datetime, float, bool, str, np.ndarray]
+# A memory's entity links as stored in ``lpm_memory_entities``: (entity key, is subject)
+EntityLinks = tuple[tuple[str, bool], ...]
+# (pk, session_id, content, valid_from, importance, current, content_hash, vector, links)
+LoadedRow = tuple[int, str | None, str, datetime, float, bool, str, np.ndarray, EntityLinks]
 
 
 class Reader:
@@ -51,6 +54,8 @@ class Reader:
         self._load_sql = (f"SELECT pk, session_id, content, valid_from, importance, "
                           f"valid_to IS NULL, content_hash, embedding FROM {memories.name} "
                           f"WHERE user_id = {mark}")
+        self._links_sql = (f"SELECT memory_pk, entity_key, subject FROM "
+                           f"{memory_entities.name} WHERE user_id = {mark}")
         self._hash_sql = (f"SELECT content_hash, embedding FROM {memories.name} WHERE "
                           f"user_id = {mark} AND valid_to IS NULL AND content_hash ")
         self._rows_sql = f"SELECT {', '.join(_ROW_NAMES)} FROM {memories.name} WHERE "
@@ -99,18 +104,22 @@ class Reader:
         return int(rows[0][0]) if rows else None
 
     def load(self, user_id: str) -> tuple[int | None, list[LoadedRow]]:
-        """The user's version, then every row of the user.
+        """The user's version, then every row of the user with its entity links.
 
-        In that order, as two statements: a write committed between them leaves rows newer
-        than the version, which the next freshness check catches; the other order could
-        keep stale rows under a new version for good.
+        In that order, as separate statements: a write committed after the version was read
+        leaves rows or links newer than the version, which the next freshness check catches;
+        the other order could keep stale rows under a new version for good.
         """
         version = self.version(user_id)
         if version is None:
             return None, []
         rows = self._fetch(self._load_sql, (user_id,))
+        links: dict[int, list[tuple[str, bool]]] = {}
+        for pk, key, subject in sorted(self._fetch(self._links_sql, (user_id,))):
+            links.setdefault(int(pk), []).append((key, bool(subject)))
         return version, [(int(pk), session, content, to_utc(when), float(importance),
-                          bool(current), digest, np.frombuffer(blob, dtype="<f4"))
+                          bool(current), digest, np.frombuffer(blob, dtype="<f4"),
+                          tuple(links.get(int(pk), ())))
                          for pk, session, content, when, importance, current, digest, blob
                          in rows]
 

@@ -43,7 +43,7 @@ class Searcher:
                filters: SearchFilters, min_score: float | None, options: SearchOptions,
                now: datetime) -> list[ScoredMemory]:
         return self._run(user_id, vector, filters, lambda view: rank(
-            view, query, vector, k, options, now, min_score))
+            view, query, vector, k, options, now, min_score, self.embedder.query))
 
     def by_vector(self, vector: np.ndarray, user_id: str, k: int, filters: SearchFilters,
                   min_score: float | None) -> list[ScoredMemory]:

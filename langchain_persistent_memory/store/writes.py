@@ -295,7 +295,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
                                     op.digest)
             [pk] = _insert(conn, memories, {**{k: [v] for k, v in values.items()},
                                             "embedding": [encode_vector(vec)]})
-            link_memories(conn, row.user_id, [(pk, op.text)], {pk: op.names})
+            links = link_memories(conn, row.user_id, [(pk, op.text)], {pk: op.names})
             ended = fields.get("valid_from") or now
             conn.execute(update(memories).where(memories.c.pk == row.pk).values(
                 valid_to=ended, superseded_by=values["id"], updated_at=now))
@@ -306,7 +306,7 @@ def execute_ops(conn: Connection, *, user_id: str | None, ops: list[PreparedOp],
             pending.append(Change(row.user_id, row.pk, "retire"))
             pending.append(Change(row.user_id, pk, "add", (
                 pk, values["session_id"], op.text, values["valid_from"], values["importance"],
-                True, op.digest, vec)))
+                True, op.digest, vec, links[pk])))
             results[i] = Applied("supersede", construct_memory(values), previous=before)
 
         elif op.kind == "delete":
@@ -410,7 +410,7 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
     cols = {name: [v[name] for v, _ in fresh] for name in _INSERTED}
     cols["embedding"] = [encode_vector(vec) for _, vec in fresh]
     pks = _insert(conn, memories, cols)
-    link_memories(conn, user_id, zip(pks, cols["content"]),
+    links = link_memories(conn, user_id, zip(pks, cols["content"]),
                   {pk: given for pk, given in zip(pks, names) if given})
     event_ids = _insert(conn, history, {
         "memory_id": cols["id"], "user_id": [user_id] * count,
@@ -419,7 +419,8 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
     })
     _insert(conn, provenance, _provenance_rows(event_ids, cols["id"], user_id, origins))
     return [Change(user_id, pk, "add", (pk, v["session_id"], v["content"], v["valid_from"],
-                                        v["importance"], True, v["content_hash"], vec))
+                                        v["importance"], True, v["content_hash"], vec,
+                                        links[pk]))
             for pk, (v, vec) in zip(pks, fresh)]
 
 

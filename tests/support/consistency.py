@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from langchain_persistent_memory import MemoryStore
 from langchain_persistent_memory.store.keyword import analyse
-from langchain_persistent_memory.store.schema import history, memories
+from langchain_persistent_memory.store.schema import history, memories, memory_entities
 
 __all__ = ["RowState", "history_mismatches", "index_mismatches", "rows_by_id"]
 
@@ -37,7 +37,7 @@ def rows_by_id(store: MemoryStore) -> dict[str, RowState]:
 
 def index_mismatches(store: MemoryStore) -> list[str]:
     """Differences between every user's partition and SQL: ids, current flags, exact
-    vectors and keyword statistics.
+    vectors, keyword statistics and entity links (subject and mentions).
 
     Each partition is taken as a search would take it (checked fresh, loaded if missing),
     so a partition this process updated in place is compared as it is.
@@ -46,6 +46,12 @@ def index_mismatches(store: MemoryStore) -> list[str]:
         rows = conn.execute(select(memories.c.pk, memories.c.user_id,
                                    memories.c.valid_to.is_(None), memories.c.content,
                                    memories.c.embedding)).all()
+        link_rows = conn.execute(select(memory_entities.c.memory_pk,
+                                        memory_entities.c.entity_key,
+                                        memory_entities.c.subject)).all()
+    links: dict[int, tuple[set[str], set[str]]] = {}
+    for pk, key, subject in link_rows:
+        links.setdefault(int(pk), (set(), set()))[0 if subject else 1].add(key)
     sql: dict[str, dict[int, tuple[bool, np.ndarray, int]]] = {}
     for pk, user, cur, content, blob in rows:
         sql.setdefault(user, {})[int(pk)] = (bool(cur), np.frombuffer(blob, dtype="<f4"),
@@ -54,6 +60,7 @@ def index_mismatches(store: MemoryStore) -> list[str]:
     for user, expected in sorted(sql.items()):
         part = store.partitions.get(user)
         snap = {} if part is None else part.snapshot()
+        held = {} if part is None else part.entity_links()
         for pk in sorted(set(expected) - set(snap)):
             problems.append(f"pk {pk} of {user} in SQL but not in the partition")
         for pk in sorted(set(snap) - set(expected)):
@@ -66,6 +73,10 @@ def index_mismatches(store: MemoryStore) -> list[str]:
                 problems.append(f"pk {pk} vector differs from SQL")
             elif s_len != i_len:
                 problems.append(f"pk {pk} keyword statistics differ from SQL")
+            subjects, others = links.get(pk, (set(), set()))
+            subject, mentions = held[pk]
+            if {subject} - {None} != subjects or set(mentions) != others:
+                problems.append(f"pk {pk} entity links differ from SQL")
     for user in store.partitions.loaded_users():
         if user not in sql and store.partitions.get(user) is not None:
             problems.append(f"partition of {user}, who has no rows in SQL")
