@@ -1,0 +1,157 @@
+"""Which of a user's turns may still write: the manager's side of forgetting that sticks.
+
+A turn is *accepted* (arguments checked, maybe queued) and later *runs* (search, model
+call, write). ``forget_user`` can start between the two or during the run, through the
+manager or straight on the store. The gate keeps, per user: whether a forget is running
+(new turns are refused with :class:`ForgetInProgressError`), an epoch counting forgets (a
+turn accepted in an earlier epoch never starts, and stops before its write), and the turns
+running now (a forget waits for them, so nothing they wrote survives the erasure).
+
+It is the manager's :class:`~langchain_persistent_memory.store.forget_guards.ForgetGuard`:
+the store enters it around every ``forget_user``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+from ..errors import ForgetInProgressError
+
+__all__ = ["TurnForgotten", "TurnGate"]
+
+logger = logging.getLogger("langchain_persistent_memory.pipeline")
+
+Owner = asyncio.AbstractEventLoop | None  # the loop running an async turn; None: a thread
+
+
+class TurnForgotten(Exception):
+    """Raised into a running turn at its write: its user was forgotten after it began."""
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _waker(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Callable[[], None]:
+    """Resolves ``future`` on its loop from any thread (a closed loop has nobody to wake)."""
+    def wake() -> None:
+        with suppress(RuntimeError):
+            loop.call_soon_threadsafe(_wake, future)
+    return wake
+
+
+class TurnGate:
+    """Admission, epochs and running turns of every user of one manager.
+
+    Args:
+        cancel_queued: drops the user's queued turns that have not started; returns how many.
+    """
+
+    def __init__(self, cancel_queued: Callable[[str], int]) -> None:
+        self._cancel_queued = cancel_queued
+        self._changed = threading.Condition()
+        self._forgetting: dict[str, int] = {}  # user -> forgets running
+        self._epochs: dict[str, int] = {}  # user -> forgets so far
+        self._running: dict[str, list[Owner]] = {}  # user -> owners of the running turns
+        self._waiters: list[Callable[[], None]] = []  # async forgets waiting for a change
+
+    # ------------------------------------------------------------------ turns
+    def admit(self, user_id: str) -> int:
+        """The epoch of a new turn; refused while the user is being forgotten."""
+        with self._changed:
+            if self._forgetting.get(user_id):
+                raise ForgetInProgressError(user_id)
+            return self._epochs.get(user_id, 0)
+
+    @property
+    def forgetting(self) -> frozenset[str]:
+        with self._changed:
+            return frozenset(self._forgetting)
+
+    def _check(self, user_id: str, epoch: int | None) -> None:
+        if epoch is not None and self._epochs.get(user_id, 0) != epoch:
+            raise TurnForgotten(user_id)
+
+    def check(self, user_id: str, epoch: int | None) -> None:
+        """Raise :class:`TurnForgotten` if the user was forgotten since ``epoch``."""
+        with self._changed:
+            self._check(user_id, epoch)
+
+    @contextmanager
+    def running(self, user_id: str, epoch: int | None,
+                owner: Owner = None) -> Iterator[None]:
+        """Mark a turn as running (forgets wait for it); raises :class:`TurnForgotten`
+        instead if the user was forgotten since the turn was accepted (``epoch``)."""
+        with self._changed:
+            self._check(user_id, epoch)
+            self._running.setdefault(user_id, []).append(owner)
+        try:
+            yield
+        finally:
+            with self._changed:
+                owners = self._running[user_id]
+                owners.remove(owner)
+                if not owners:
+                    del self._running[user_id]
+                self._changed.notify_all()
+                waiters, self._waiters = self._waiters, []
+            for wake in waiters:
+                wake()
+
+    # ------------------------------------------------------------------ forgetting
+    def begin_forget(self, user_id: str) -> None:
+        """Refuse the user's new turns, stop accepted ones, cancel the queued ones."""
+        with self._changed:
+            self._forgetting[user_id] = self._forgetting.get(user_id, 0) + 1
+            self._epochs[user_id] = self._epochs.get(user_id, 0) + 1
+        cancelled = self._cancel_queued(user_id)
+        if cancelled:
+            logger.info("forget_user(%r): %d queued turn(s) cancelled", user_id, cancelled)
+
+    def end_forget(self, user_id: str) -> None:
+        """The erasure returned (or raised): the user's turns are welcome again."""
+        with self._changed:
+            self._forgetting[user_id] -= 1
+            if not self._forgetting[user_id]:
+                del self._forgetting[user_id]
+
+    def _blocking(self, user_id: str, here: Owner) -> list[Owner]:
+        """Running turns of the user a forget in ``here`` can wait for: not those of its
+        own event loop, which cannot move while a blocking call holds the loop."""
+        return [o for o in self._running.get(user_id, []) if here is None or o is not here]
+
+    def wait_forget(self, user_id: str) -> None:
+        """Block until the user's running turns are done (they stop before their write)."""
+        here = _running_loop()
+        with self._changed:
+            self._changed.wait_for(lambda: not self._blocking(user_id, here))
+            stuck = len(self._running.get(user_id, []))
+        if stuck:
+            logger.warning(
+                "forget_user(%r) was called without await on the event loop that runs %d of "
+                "the user's turns: they are stopped before their write, but use `await "
+                "aforget_user(...)` from a coroutine", user_id, stuck)
+
+    async def await_forget(self, user_id: str) -> None:
+        """:meth:`wait_forget` without blocking the event loop, so the user's turns running
+        on it can finish."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._changed:
+                if not self._running.get(user_id):
+                    return
+                changed: asyncio.Future[None] = loop.create_future()
+                self._waiters.append(_waker(loop, changed))
+            await changed
