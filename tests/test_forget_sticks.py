@@ -248,23 +248,37 @@ def test_a_collected_manager_is_neither_kept_nor_called(sqlite_store: MemoryStor
     assert sqlite_store.forget_user("alice") == 1
 
 
-def test_a_forget_that_raises_still_lets_the_users_turns_in_again(
+def test_a_forget_that_raises_still_cancelled_the_turns_and_lets_the_user_in_again(
         sqlite_store: MemoryStore) -> None:
-    """A reader in another connection keeps the WAL: ``forget_user`` raises
-    ``ForgetIncompleteError``, and the user's turns are welcome again all the same."""
-    manager = MemoryManager(sqlite_store)
-    manager.process("I like tea", user_id="alice")
-    path = sqlite_store.url.removeprefix("sqlite:///")
-    reader = sqlite3.connect(path, isolation_level=None)
+    """A reader in another connection keeps the WAL: ``store.forget_user`` raises
+    ``ForgetIncompleteError``; the user's queued turns were cancelled all the same, and
+    afterwards the user's turns are welcome again."""
+    gate = Gate()
+    manager = _manager(sqlite_store, gate)
+    sqlite_store.add("The user likes chess.", user_id="bob")
+    reader = sqlite3.connect(sqlite_store.url.removeprefix("sqlite:///"), isolation_level=None)
     try:
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM lpm_memories").fetchall()
-        manager.process("I like chess", user_id="bob")  # a WAL frame the reader pins
+        sqlite_store.add("The user likes tea.", user_id="alice")  # a frame the reader pins
+        futures = [manager.submit(f"I like fruit number {i}", user_id="alice")
+                   for i in range(3)]
+        assert gate.entered.wait(WAIT)
+        thread, removed = _in_thread(lambda: sqlite_store.forget_user("alice"))
+        _wait_until(lambda: "alice" in manager.forgetting)
+        gate.release.set()
+        thread.join(WAIT)
+        assert not thread.is_alive()
         with pytest.raises(ForgetIncompleteError):
-            sqlite_store.forget_user("alice")
-        assert manager.forgetting == frozenset()
-        manager.process("I like plums", user_id="alice")
+            removed.result()
     finally:
         reader.close()
-    assert [m.content for m in sqlite_store.list("alice")] == ["I like plums"]
+    assert manager.flush(timeout=WAIT)
+    assert manager.forgetting == frozenset()
+    for queued in futures[1:]:
+        with pytest.raises(CancelledError):
+            queued.result()
+    assert sqlite_store.count("alice", include_superseded=True) == 0
+    manager.process("I like plums", user_id="alice")
+    assert [m.content for m in sqlite_store.list("alice")] == ["The user said: I like plums"]
     manager.close()
