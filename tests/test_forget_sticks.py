@@ -190,6 +190,23 @@ def test_a_blocking_store_forget_inside_a_coroutine_does_not_deadlock(
     manager.close()
 
 
+def test_a_forget_from_inside_the_users_own_turn_does_not_deadlock(store: MemoryStore) -> None:
+    """Code running inside a turn (here: the model call) forgets the turn's own user: the
+    forget cannot wait for the turn that called it, so the turn stops before its write."""
+    def forgets_then_adds(messages: list[Any]) -> AIMessage:
+        store.forget_user("alice")
+        return adds_the_users_line(messages)
+
+    manager = MemoryManager(store, ScriptedChatModel([forgets_then_adds]))
+    store.add("The user likes tea.", user_id="alice")
+    thread, result = _in_thread(lambda: manager.process("I like pears", user_id="alice"))
+    thread.join(WAIT)
+    assert not thread.is_alive(), "a forget inside the user's turn deadlocked"
+    assert result.result().status == "skipped"
+    assert store.count("alice", include_superseded=True) == 0
+    manager.close()
+
+
 def test_manager_and_store_forget_at_once_do_not_deadlock(store: MemoryStore) -> None:
     gate = Gate()
     manager = _manager(store, gate)

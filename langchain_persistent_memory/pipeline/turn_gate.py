@@ -14,6 +14,8 @@ the store enters it around every ``forget_user``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -25,7 +27,13 @@ __all__ = ["TurnForgotten", "TurnGate"]
 
 logger = logging.getLogger("langchain_persistent_memory.pipeline")
 
-Owner = asyncio.AbstractEventLoop | None  # the loop running an async turn; None: a thread
+Loop = asyncio.AbstractEventLoop | None  # the loop running an async turn; None: blocking
+
+# Tokens of the turns that the current context runs (carried into the threads and tasks the
+# turn starts): a forget called from inside a turn must not wait for that very turn.
+_MINE: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
+    "lpm_turns_running_here", default=frozenset())
+_TOKENS = itertools.count()
 
 
 class TurnForgotten(Exception):
@@ -64,7 +72,7 @@ class TurnGate:
         self._changed = threading.Condition()
         self._forgetting: dict[str, int] = {}  # user -> forgets running
         self._epochs: dict[str, int] = {}  # user -> forgets so far
-        self._running: dict[str, list[Owner]] = {}  # user -> owners of the running turns
+        self._running: dict[str, dict[int, Loop]] = {}  # user -> running turns' tokens
         self._waiters: list[Callable[[], None]] = []  # async forgets waiting for a change
 
     # ------------------------------------------------------------------ turns
@@ -90,20 +98,23 @@ class TurnGate:
             self._check(user_id, epoch)
 
     @contextmanager
-    def running(self, user_id: str, epoch: int | None,
-                owner: Owner = None) -> Iterator[None]:
+    def running(self, user_id: str, epoch: int | None, loop: Loop = None) -> Iterator[None]:
         """Mark a turn as running (forgets wait for it); raises :class:`TurnForgotten`
-        instead if the user was forgotten since the turn was accepted (``epoch``)."""
+        instead if the user was forgotten since the turn was accepted (``epoch``).
+        ``loop``: the event loop of an async turn."""
+        token = next(_TOKENS)
         with self._changed:
             self._check(user_id, epoch)
-            self._running.setdefault(user_id, []).append(owner)
+            self._running.setdefault(user_id, {})[token] = loop
+        mine = _MINE.set(_MINE.get() | {token})
         try:
             yield
         finally:
+            _MINE.reset(mine)
             with self._changed:
-                owners = self._running[user_id]
-                owners.remove(owner)
-                if not owners:
+                turns = self._running[user_id]
+                del turns[token]
+                if not turns:
                     del self._running[user_id]
                 self._changed.notify_all()
                 waiters, self._waiters = self._waiters, []
@@ -127,22 +138,25 @@ class TurnGate:
             if not self._forgetting[user_id]:
                 del self._forgetting[user_id]
 
-    def _blocking(self, user_id: str, here: Owner) -> list[Owner]:
-        """Running turns of the user a forget in ``here`` can wait for: not those of its
-        own event loop, which cannot move while a blocking call holds the loop."""
-        return [o for o in self._running.get(user_id, []) if here is None or o is not here]
+    def _awaited(self, user_id: str, here: Loop) -> list[int]:
+        """The user's running turns a forget waits for: not the turn it is called from
+        (it would wait for itself), nor, for a blocking forget on event loop ``here``, the
+        turns of that loop (they cannot move until it returns). Those stop at their write."""
+        mine = _MINE.get()
+        return [token for token, loop in self._running.get(user_id, {}).items()
+                if token not in mine and (here is None or loop is not here)]
 
     def wait_forget(self, user_id: str) -> None:
         """Block until the user's running turns are done (they stop before their write)."""
         here = _running_loop()
         with self._changed:
-            self._changed.wait_for(lambda: not self._blocking(user_id, here))
-            stuck = len(self._running.get(user_id, []))
-        if stuck:
+            self._changed.wait_for(lambda: not self._awaited(user_id, here))
+            left = len(self._running.get(user_id, {}))
+        if left:
             logger.warning(
-                "forget_user(%r) was called without await on the event loop that runs %d of "
-                "the user's turns: they are stopped before their write, but use `await "
-                "aforget_user(...)` from a coroutine", user_id, stuck)
+                "forget_user(%r) was called from inside %d of the user's running turns, or "
+                "without await on their event loop: they stop before their write (from a "
+                "coroutine use `await aforget_user(...)`)", user_id, left)
 
     async def await_forget(self, user_id: str) -> None:
         """:meth:`wait_forget` without blocking the event loop, so the user's turns running
@@ -150,7 +164,7 @@ class TurnGate:
         loop = asyncio.get_running_loop()
         while True:
             with self._changed:
-                if not self._running.get(user_id):
+                if not self._awaited(user_id, None):
                     return
                 changed: asyncio.Future[None] = loop.create_future()
                 self._waiters.append(_waker(loop, changed))
