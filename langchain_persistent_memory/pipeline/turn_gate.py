@@ -8,7 +8,7 @@ turn accepted in an earlier epoch never starts, and stops before its write), and
 running now (a forget waits for them, so nothing they wrote survives the erasure).
 
 It is the manager's :class:`~langchain_persistent_memory.store.forget_guards.ForgetGuard`:
-the store enters it around every ``forget_user``.
+the store runs it around every ``forget_user`` (begin, wait, erase, end).
 """
 
 from __future__ import annotations
