@@ -38,7 +38,14 @@ from .pipeline import (
     ProcessResult,
 )
 from .scopes import ANY_USER
-from .store import EntityRow, IndexInfo, LocalEmbeddings, MemoryStore, default_database_url
+from .store import (
+    EntityRow,
+    ForgetGuard,
+    IndexInfo,
+    LocalEmbeddings,
+    MemoryStore,
+    default_database_url,
+)
 
 try:
     __version__ = version("langchain-persistent-memory")
@@ -96,6 +103,7 @@ __all__ = [
     "EntityRow",
     "EventType",
     "ExtractionError",
+    "ForgetGuard",
     "ForgetInProgressError",
     "ForgetIncompleteError",
     "IndexInfo",

@@ -10,7 +10,7 @@ from concurrent.futures import CancelledError
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from langchain_persistent_memory import (
     ForgetInProgressError,
@@ -21,29 +21,11 @@ from langchain_persistent_memory import (
 from langchain_persistent_memory.integrations.classic_memory import PersistentMemory
 from langchain_persistent_memory.integrations.middleware import MemoryMiddleware
 from tests.support.fake_chat import ScriptedChatModel, tool_call_message
+from tests.support.model_gate import Gate
+from tests.support.model_gate import adds_the_users_line as _adds
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::langchain_core._api.LangChainDeprecationWarning")
-
-
-def _adds(messages: list[BaseMessage]) -> AIMessage:
-    """Stores the user's line as a fact (slowly enough for turns to queue up)."""
-    said = messages[-1].text.split("user: ")[-1].split("\n")[0]
-    return tool_call_message("MemoryOperations", {"operations": [
-        {"op": "ADD", "content": f"The user said: {said}", "evidence": said}]})
-
-
-class Gate:
-    """Holds the model inside alice's first turn until released."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, messages: list[BaseMessage]) -> AIMessage:
-        self.entered.set()
-        assert self.release.wait(30)
-        return _adds(messages)
 
 
 def _queue_turns(manager: MemoryManager, gate: Gate) -> list[Any]:

@@ -16,7 +16,8 @@ PACKAGE = Path(lpm.__file__).parent
 EXPECTED = {
     "ANY_USER", "AddOp", "AsyncMemoryClient", "ConsolidationResult", "DeleteOp",
     "EmbeddingMismatchError", "EmbeddingModelError", "EntityRow", "EventType",
-    "ExtractionError", "ForgetIncompleteError", "ForgetInProgressError", "IndexInfo",
+    "ExtractionError", "ForgetGuard", "ForgetIncompleteError", "ForgetInProgressError",
+    "IndexInfo",
     "InvalidInputError", "LlamaIndexMemoryRetriever", "LocalEmbeddings", "Memory",
     "MemoryBackend", "MemoryChange", "MemoryClient", "MemoryEvent", "MemoryManager",
     "MemoryMiddleware", "MemoryNotFoundError", "MemoryRetriever", "MemoryStore",

@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import threading
 import weakref
-from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import fields, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -23,7 +20,7 @@ import numpy as np
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 
-from ..errors import ForgetInProgressError, InvalidInputError
+from ..errors import InvalidInputError
 from ..retrieval import SearchOptions
 from ..store import MemoryStore
 from ..validation import check_optional_id, check_user_id, to_utc
@@ -36,6 +33,7 @@ from .results import ConsolidationResult, ProcessResult
 from .steps import Apply, FetchVectors, Request, Search, Steps, Timer, run_async, run_sync
 from .structured import ModelCall, StructuredCaller
 from .turn import RAW_MODE_NOTICE, TurnSettings, process_steps
+from .turn_gate import TurnForgotten, TurnGate
 from .user_locks import UserLocks
 from .worker import BackgroundWorker
 
@@ -138,9 +136,10 @@ class MemoryManager:
             llm, method=structured_output_method, prompts=self.prompts, config=config)
         self._worker = BackgroundWorker(lanes=workers)
         self._users = UserLocks()
-        self._forgetting: dict[str, int] = {}  # user -> forget_user calls running
-        self._epochs: dict[str, int] = {}  # user -> forget_user calls so far
-        self._guard = threading.Lock()
+        # Whoever forgets a user on this store (this manager, the store itself, the CLI…)
+        # first stops this manager's turns of that user; the store holds the gate weakly.
+        self._gate = TurnGate(self._worker.cancel)
+        store.forget_guards.add(self._gate)
         self._raw_notice_logged = False
         atexit.register(_close_at_exit, weakref.ref(self))
 
@@ -150,12 +149,11 @@ class MemoryManager:
 
     # ------------------------------------------------------------------ turns
     def _turn(self, messages: Any, user_id: Any, agent_id: Any, session_id: Any,
-              timestamp: Any) -> tuple[str, Steps[ProcessResult]]:
-        """Validate arguments (before any I/O) and build the step generator."""
+              timestamp: Any) -> tuple[str, Steps[ProcessResult], int]:
+        """Validate arguments (before any I/O), admit the turn (refused while its user is
+        being forgotten) and build the step generator; also returns the turn's epoch."""
         user = check_user_id(user_id)
-        with self._guard:
-            if self._forgetting.get(user):
-                raise ForgetInProgressError(user)
+        epoch = self._gate.admit(user)
         turn = normalize_messages(messages)
         when = to_utc(timestamp, "timestamp") or datetime.now(timezone.utc)
         if self.llm is None and not self._raw_notice_logged:
@@ -164,7 +162,7 @@ class MemoryManager:
         steps = process_steps(turn, user_id=user, agent_id=check_optional_id(agent_id, "agent_id"),
                               session_id=check_optional_id(session_id, "session_id"),
                               timestamp=when, settings=self.settings)
-        return user, steps
+        return user, steps, epoch
 
     def process(self, messages: Any, *, user_id: str, agent_id: str | None = None,
                 session_id: str | None = None,
@@ -186,15 +184,15 @@ class MemoryManager:
         Raises:
             InvalidInputError: bad arguments (nothing is written).
         """
-        user, steps = self._turn(messages, user_id, agent_id, session_id, timestamp)
-        return self._run(user, steps, self._epoch(user))
+        user, steps, epoch = self._turn(messages, user_id, agent_id, session_id, timestamp)
+        return self._run(user, steps, epoch)
 
     async def aprocess(self, messages: Any, *, user_id: str, agent_id: str | None = None,
                        session_id: str | None = None,
                        timestamp: datetime | None = None) -> ProcessResult:
         """Async :meth:`process`: the model's ``ainvoke`` and the store's async methods."""
-        user, steps = self._turn(messages, user_id, agent_id, session_id, timestamp)
-        return await self._arun(user, steps, self._epoch(user))
+        user, steps, epoch = self._turn(messages, user_id, agent_id, session_id, timestamp)
+        return await self._arun(user, steps, epoch)
 
     def submit(self, messages: Any, *, user_id: str, agent_id: str | None = None,
                session_id: str | None = None,
@@ -206,63 +204,35 @@ class MemoryManager:
         ``timestamp`` defaults to the time of this call, not of processing.
         """
         when = to_utc(timestamp, "timestamp") or datetime.now(timezone.utc)
-        user, steps = self._turn(messages, user_id, agent_id, session_id, when)
-        epoch = self._epoch(user)
+        user, steps, epoch = self._turn(messages, user_id, agent_id, session_id, when)
         return self._worker.submit(user, lambda: self._run(user, steps, epoch))
 
     # ------------------------------------------------------------------ forgetting
-    def _epoch(self, user_id: str) -> int:
-        with self._guard:
-            return self._epochs.get(user_id, 0)
-
-    @contextmanager
-    def _forgetting_user(self, user_id: str) -> Iterator[str]:
-        """Refuse the user's new turns, skip the accepted ones, cancel the queued ones."""
-        user = check_user_id(user_id)
-        with self._guard:
-            self._forgetting[user] = self._forgetting.get(user, 0) + 1
-            self._epochs[user] = self._epochs.get(user, 0) + 1
-        try:
-            cancelled = self._worker.cancel(user)
-            if cancelled:
-                logger.info("forget_user(%r): %d queued turn(s) cancelled", user, cancelled)
-            yield user
-        finally:
-            with self._guard:
-                self._forgetting[user] -= 1
-                if not self._forgetting[user]:
-                    del self._forgetting[user]
-
-    def _erase(self, user_id: str) -> int:
-        with self._users.hold(user_id):  # waits for a turn of the user that is running
-            return self.store.forget_user(user_id)
-
     def forget_user(self, user_id: str) -> int:
         """Erase ``user_id`` completely, including turns of theirs not processed yet.
 
-        Queued turns of the user are cancelled (their futures raise ``CancelledError``), a
-        running one is waited for, then the store forgets the user. Until this returns, new
-        turns of the user are refused with :class:`ForgetInProgressError`; a turn accepted
-        before it began and still waiting is skipped, so nothing reappears afterwards.
+        The same as ``store.forget_user(user_id)``: the store stops every manager built on
+        it first. Queued turns of the user are cancelled (their futures raise
+        ``CancelledError``), a running one is waited for (or stops before its write if it
+        was still at the model call), then the store forgets the user. Until this returns,
+        new turns of the user are refused with :class:`ForgetInProgressError`; a turn
+        accepted before it began and still waiting is skipped, so nothing reappears.
 
         Returns:
             The number of memories removed.
         """
-        with self._forgetting_user(user_id) as user:
-            return self._erase(user)
+        return self.store.forget_user(user_id)
 
     @property
     def forgetting(self) -> frozenset[str]:
-        """Users whose :meth:`forget_user` is running (their new turns are refused)."""
-        with self._guard:
-            return frozenset(self._forgetting)
+        """Users being forgotten on this manager's store (their new turns are refused)."""
+        return self._gate.forgetting
 
     async def aforget_user(self, user_id: str) -> int:
-        """Async :meth:`forget_user`: also waits for the user's ``aprocess`` running on this
-        event loop (the erasure itself runs in a worker thread)."""
-        with self._forgetting_user(user_id) as user:
-            async with self._users.ahold(user):
-                return await asyncio.to_thread(self._erase, user)
+        """Async :meth:`forget_user` (``store.aforget_user``): also waits for the user's
+        ``aprocess`` running on this event loop (the erasure itself runs in a worker
+        thread)."""
+        return await self.store.aforget_user(user_id)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for every submitted turn; False if ``timeout`` (seconds) ran out first."""
@@ -299,6 +269,7 @@ class MemoryManager:
     def _consolidation(self, user_id: Any, threshold: Any, max_cluster: Any,
                        max_memories: Any) -> tuple[str, Steps[ConsolidationResult]]:
         user = check_user_id(user_id)
+        self._gate.admit(user)  # not while the user is being forgotten
         if self.llm is None:
             raise InvalidInputError("consolidate() needs a chat model: "
                                     "MemoryManager(store, llm=...)", field="llm")
@@ -341,7 +312,7 @@ class MemoryManager:
             return [], np.zeros((0, 0), dtype=np.float32)
         return full, np.asarray([m.embedding for m in full], dtype=np.float32)
 
-    def _execute(self, user_id: str, request: Request) -> Any:
+    def _execute(self, user_id: str, request: Request, epoch: int | None = None) -> Any:
         if isinstance(request, ModelCall):
             assert self._caller is not None
             return self._caller.invoke(request)
@@ -349,12 +320,13 @@ class MemoryManager:
             return self.store.search(request.text, user_id=user_id, k=request.k,
                                      **self.search_options)
         if isinstance(request, Apply):
+            self._gate.check(user_id, epoch)  # forgotten during the model call: no write
             return self.store.apply(request.ops, user_id=user_id)
         if isinstance(request, FetchVectors):
             return self._fetch_vectors(user_id, request.limit)
         raise TypeError(f"unknown request {request!r}")  # pragma: no cover
 
-    async def _aexecute(self, user_id: str, request: Request) -> Any:
+    async def _aexecute(self, user_id: str, request: Request, epoch: int | None = None) -> Any:
         if isinstance(request, ModelCall):
             assert self._caller is not None
             return await self._caller.ainvoke(request)
@@ -362,14 +334,14 @@ class MemoryManager:
             return await self.store.asearch(request.text, user_id=user_id, k=request.k,
                                             **self.search_options)
         if isinstance(request, Apply):
+            self._gate.check(user_id, epoch)
             return await self.store.aapply(request.ops, user_id=user_id)
         # Local reads of stored vectors run in a worker thread.
         return await asyncio.to_thread(self._execute, user_id, request)
 
-    def _forgotten_since(self, user_id: str, epoch: int | None, steps: Steps[R]) -> R | None:
-        """A skipped result when ``forget_user`` ran after this turn was accepted."""
-        if epoch is None or self._epoch(user_id) == epoch:
-            return None
+    @staticmethod
+    def _forgotten(user_id: str, steps: Steps[R]) -> R:
+        """The result of a turn whose user was forgotten after it was accepted."""
         steps.close()
         logger.warning("memory turn of user %r dropped: the user was forgotten after it was "
                        "accepted", user_id)
@@ -377,19 +349,23 @@ class MemoryManager:
                              error="the user was forgotten after this turn was accepted")
 
     def _run(self, user_id: str, steps: Steps[R], epoch: int | None = None) -> R:
+        """Run a turn (``epoch``: when it was accepted) or a consolidation (``None``)."""
         with self._users.hold(user_id):  # one turn per user at a time: see user_locks
-            forgotten = self._forgotten_since(user_id, epoch, steps)
-            if forgotten is not None:
-                return forgotten
-            timer = Timer()
-            result = run_sync(steps, lambda r: self._execute(user_id, r), timer)
+            try:
+                with self._gate.running(user_id, epoch):
+                    timer = Timer()
+                    result = run_sync(steps, lambda r: self._execute(user_id, r, epoch), timer)
+            except TurnForgotten:
+                return self._forgotten(user_id, steps)
         return replace(result, duration_ms=timer.elapsed_ms, model_ms=timer.model_ms)
 
     async def _arun(self, user_id: str, steps: Steps[R], epoch: int | None = None) -> R:
         async with self._users.ahold(user_id):
-            forgotten = self._forgotten_since(user_id, epoch, steps)
-            if forgotten is not None:
-                return forgotten
-            timer = Timer()
-            result = await run_async(steps, lambda r: self._aexecute(user_id, r), timer)
+            try:
+                with self._gate.running(user_id, epoch, asyncio.get_running_loop()):
+                    timer = Timer()
+                    result = await run_async(
+                        steps, lambda r: self._aexecute(user_id, r, epoch), timer)
+            except TurnForgotten:
+                return self._forgotten(user_id, steps)
         return replace(result, duration_ms=timer.elapsed_ms, model_ms=timer.model_ms)

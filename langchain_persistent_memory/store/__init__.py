@@ -2,8 +2,9 @@
 
 from .embedding import LocalEmbeddings
 from .entity_rows import EntityRow
+from .forget_guards import ForgetGuard
 from .memory_store import MemoryStore, default_database_url
 from .partitions import IndexInfo, parse_budget
 
-__all__ = ["EntityRow", "IndexInfo", "LocalEmbeddings", "MemoryStore", "default_database_url",
-           "parse_budget"]
+__all__ = ["EntityRow", "ForgetGuard", "IndexInfo", "LocalEmbeddings", "MemoryStore",
+           "default_database_url", "parse_budget"]

@@ -26,6 +26,7 @@ from ..models import (
 )
 from ..retrieval.options import SearchOptions
 from ..scopes import AnyUser, by_id_scope
+from ..validation import check_user_id
 from .guard import aopen_only
 from .op_builders import as_add_ops, build_op
 from .reembed import Progress
@@ -92,8 +93,13 @@ class AsyncTwins:
         return (await _s(self).aapply([build_op(DeleteOp, memory_id=memory_id, **fields)],
                                   user_id=user_id))[0].memory
 
+    @aopen_only
     async def aforget_user(self, user_id: str) -> int:
-        return await asyncio.to_thread(_s(self).forget_user, user_id)
+        """Async :meth:`forget_user`: managers' turns of the user running on this event loop
+        are waited for on the loop, the erasure runs in a worker thread."""
+        user_id = check_user_id(user_id)
+        async with _s(self).forget_guards.ahold(user_id):
+            return await asyncio.to_thread(_s(self).forget_user, user_id)
 
     async def aget(self, memory_id: str, **kwargs: Any) -> Memory:
         return await asyncio.to_thread(lambda: _s(self).get(memory_id, **kwargs))

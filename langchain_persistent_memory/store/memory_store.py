@@ -59,6 +59,7 @@ from .engine import (
     truncate_wal,
 )
 from .entity_rows import EntityRow, user_entities
+from .forget_guards import ForgetGuards
 from .guard import open_only
 from .op_builders import as_add_ops, build_op
 from .partitions import IndexInfo, Partitions, parse_budget
@@ -114,6 +115,8 @@ class MemoryStore(AsyncTwins):
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(timezone.utc))
         self._index_path = None if index_path is None else Path(index_path)
         self._closed = False
+        # Pipelines on this store (MemoryManager) stop a user's turns around forget_user.
+        self.forget_guards = ForgetGuards()
         self.engine: Engine = create_store_engine(self.url, **(engine_kwargs or {}))
         self._writes = kept_connection(self.engine)
         try:
@@ -271,17 +274,23 @@ class MemoryStore(AsyncTwins):
         """Erase a user completely: memories, history, provenance, vectors; returns memories
         removed.
 
+        Every ``MemoryManager`` on this store first cancels the user's queued turns, waits
+        for a running one and refuses new ones until this returns (:attr:`forget_guards`),
+        so nothing of the user comes back afterwards.
+
         Raises:
             ForgetIncompleteError: SQLite only: everything is deleted, but another
                 connection's read transaction kept the WAL from being emptied for ~2 s;
                 its old frames may hold the erased text. Call again once it has ended.
         """
-        count = self.writer.forget_user(user_id)
-        if is_sqlite(self.engine) and sqlite_path(self.url) is not None:
-            left = truncate_wal(self.engine)
-            if left:
-                raise ForgetIncompleteError(user_id, removed=count, wal_frames=left)
-        return count
+        user_id = check_user_id(user_id)
+        with self.forget_guards.hold(user_id):
+            count = self.writer.forget_user(user_id)
+            if is_sqlite(self.engine) and sqlite_path(self.url) is not None:
+                left = truncate_wal(self.engine)
+                if left:
+                    raise ForgetIncompleteError(user_id, removed=count, wal_frames=left)
+            return count
 
     # ------------------------------------------------------------------ reads
     @open_only

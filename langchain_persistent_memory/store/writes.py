@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, text, update
 
 from ..errors import InvalidInputError, MemoryNotFoundError
 from ..models import (
@@ -554,9 +554,8 @@ def purge_user(conn: Connection, user_id: str) -> int:
     With the version row gone, every process's loaded partition of the user is stale on its
     next check and is dropped.
     """
-    count = conn.execute(select(func.count()).select_from(memories)
-                         .where(memories.c.user_id == user_id)).scalar_one()
-    conn.execute(delete(memories).where(memories.c.user_id == user_id))
+    # The DELETE's own row count: two concurrent forgets of a user count each row once.
+    count = conn.execute(delete(memories).where(memories.c.user_id == user_id)).rowcount
     conn.execute(delete(history).where(history.c.user_id == user_id))
     purge_entities(conn, user_id)
     conn.execute(delete(provenance).where(provenance.c.user_id == user_id))
