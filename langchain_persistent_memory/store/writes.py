@@ -38,6 +38,7 @@ from ..validation import (
     check_importance,
     check_label,
     check_metadata,
+    check_metadata_json,
     check_new_memory_id,
     check_optional_id,
     content_hash,
@@ -74,6 +75,7 @@ class PreparedOp:
     reason: str | None = None
     vector: np.ndarray | None = None
     names: tuple[str, ...] = ()  # entity names given with the operation
+    metadata_json: str | None = None  # an add's metadata as validation dumped it
     provenance: dict[str, Any] = field(default_factory=dict)  # lpm_provenance values
 
 
@@ -122,13 +124,15 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
     prepared: list[PreparedOp] = []
     for op in ops:
         if isinstance(op, AddOp):
+            metadata, metadata_json = check_metadata_json(op.metadata)
             prepared.append(PreparedOp(
                 kind="add", memory_id=check_new_memory_id(op.id),
                 text=check_content(op.content, max_chars=max_chars),
+                metadata_json=metadata_json,
                 fields={
                     "category": check_label(op.category),
                     "importance": check_importance(op.importance),
-                    "metadata": check_metadata(op.metadata),
+                    "metadata": metadata,
                     "agent_id": check_optional_id(op.agent_id, "agent_id"),
                     "session_id": check_optional_id(op.session_id, "session_id"),
                     "valid_from": to_utc(op.valid_from, "valid_from"),
@@ -389,6 +393,7 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
 
     fresh: list[tuple[dict[str, Any], np.ndarray]] = []
     names: list[tuple[str, ...]] = []
+    dumped: list[str | None] = []
     origins: list[dict[str, Any]] = []
     ids = iter(new_memory_ids(sum(op.memory_id is None for _, op in adds)))
     for i, op in adds:
@@ -404,12 +409,13 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
         fresh.append((values, op.vector if op.vector is not None else vectors[h]))
         names.append(op.names)
         origins.append(op.provenance)
+        dumped.append(op.metadata_json)
     if not fresh:
         return []
     count = len(fresh)
     cols = {name: [v[name] for v, _ in fresh] for name in _INSERTED}
     cols["embedding"] = [encode_vector(vec) for _, vec in fresh]
-    pks = _insert(conn, memories, cols)
+    pks = _insert(conn, memories, cols, encoded={"metadata": _as_stored_json(dumped)})
     link_memories(conn, user_id, zip(pks, cols["content"]),
                   {pk: given for pk, given in zip(pks, names) if given})
     event_ids = _insert(conn, history, {
@@ -427,10 +433,13 @@ def _add_batch(conn: Connection, user_id: str, adds: list[tuple[int, PreparedOp]
 _INSERTED = [c.name for c in memories.c if c.name not in ("pk", "embedding")]
 
 
-def _insert(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> list[int]:
-    """Insert rows given column by column; return their generated keys in order."""
+def _insert(conn: Connection, table: Table, columns: dict[str, list[Any]], *,
+            encoded: dict[str, list[Any]] | None = None) -> list[int]:
+    """Insert rows given column by column; return their generated keys in order.
+    ``encoded`` (SQLite): values some rows already have as the column stores them (None:
+    encode this row's value)."""
     if conn.dialect.name == "sqlite":
-        return _sqlite_insert(conn, table, columns)
+        return _sqlite_insert(conn, table, columns, encoded or {})
     rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
     if len(rows) == 1:  # a single add, the common case: no batched RETURNING machinery
         key_row = conn.execute(insert(table), rows[0]).inserted_primary_key
@@ -441,7 +450,8 @@ def _insert(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> li
     return [int(k) for k in conn.execute(stmt, rows).scalars().all()]
 
 
-def _sqlite_insert(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> list[int]:
+def _sqlite_insert(conn: Connection, table: Table, columns: dict[str, list[Any]],
+                   encoded: dict[str, list[Any]]) -> list[int]:
     """SQLite's fast path: multi-row ``INSERT ... VALUES`` on the transaction's own DBAPI
     connection.
 
@@ -454,7 +464,7 @@ def _sqlite_insert(conn: Connection, table: Table, columns: dict[str, list[Any]]
     """
     names = list(columns)
     processors = _bind_processors(table, conn.dialect)
-    bound = [_bound(processors[name], columns[name]) for name in names]
+    bound = [_bound(processors[name], columns[name], encoded.get(name)) for name in names]
     width, total = len(names), len(bound[0])
     flat: list[Any] = [None] * (width * total)
     for j, values in enumerate(bound):
@@ -492,18 +502,29 @@ def _bind_processors(table: Table, dialect: Any) -> dict[str, Any]:
     return {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.c}
 
 
-def _bound(process: Any, values: list[Any]) -> list[Any]:
-    """One column's values through its bind processor. A batch's timestamps are one object
-    and its metadata mostly empty: such a column is converted once, not per row, and also
-    through the sqlite3 adapter the driver would apply to each row (datetime -> text)."""
+def _bound(process: Any, values: list[Any], ready: list[Any] | None = None) -> list[Any]:
+    """One column's values through its bind processor, except those ``ready``. A batch's
+    timestamps are one object and its JSON columns mostly empty: such a column is converted
+    once, not per row, and also through the sqlite3 adapter the driver would apply to each
+    row (datetime -> text)."""
     if process is None:
         return values
     first = values[0]
-    if all(v is first for v in values) or all(type(v) is dict and not v for v in values):
+    if all(v is first for v in values) or (
+            type(first) in (dict, list) and all(type(v) is type(first) and not v
+                                                  for v in values)):
         value = process(first)
         adapt = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
         return [value if adapt is None else adapt(value)] * len(values)
-    return [process(v) for v in values]
+    if ready is None:
+        return [process(v) for v in values]
+    return [process(v) if done is None else done for v, done in zip(values, ready)]
+
+
+def _as_stored_json(texts: list[str | None]) -> list[str | None]:
+    """Validation's JSON texts where they equal what a JSON column stores on SQLite (the
+    default ``json.dumps``, which escapes non-ASCII: so ASCII texts only)."""
+    return [t if t is not None and t.isascii() else None for t in texts]
 
 
 def _current_by_hash(conn: Connection, user_id: str, hashes: list[str],
