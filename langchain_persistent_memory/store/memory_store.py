@@ -64,11 +64,12 @@ from .op_builders import as_add_ops, build_op
 from .partitions import IndexInfo, Partitions, parse_budget
 from .reader import Reader
 from .reembed import Progress, reembed
+from .same_text import existing_vectors
 from .schema import prepare_database
 from .search import Searcher, search_args
 from .transfer import Conflict, Source, export_jsonl, import_jsonl
+from .write_types import Applied
 from .writer import Writer
-from .writes import Applied, existing_vectors
 
 __all__ = ["DEFAULT_DATABASE_ENV", "MemoryStore", "default_database_url"]
 

@@ -23,8 +23,11 @@ from ..validation import check_user_id
 from .embedder import Embedder
 from .engine import run_write
 from .partitions import Partitions, UserPartition
+from .prepare import prepare_ops
+from .purge import purge_user
 from .schema import add_meta
-from .writes import Applied, Change, Committed, PreparedOp, execute_ops, prepare_ops, purge_user
+from .write_types import Applied, Change, Committed, PreparedOp
+from .writes import execute_ops
 
 __all__ = ["Writer"]
 
