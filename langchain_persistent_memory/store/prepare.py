@@ -48,13 +48,7 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
                 names=check_names(op.entities),
             ))
         elif isinstance(op, UpdateOp):
-            fields: dict[str, Any] = {}
-            if op.category is not None:
-                fields["category"] = check_label(op.category)
-            if op.importance is not None:
-                fields["importance"] = check_importance(op.importance)
-            if op.metadata is not None:
-                fields["metadata"] = check_metadata(op.metadata)
+            fields = _changed_fields(op)
             text = None if op.content is None else check_content(op.content, max_chars=max_chars)
             if text is None and not fields:
                 raise InvalidInputError("update needs at least one field to change")
@@ -62,13 +56,7 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
                                        text=text, fields=fields,
                                        names=check_names(op.entities)))
         elif isinstance(op, SupersedeOp):
-            fields = {"valid_from": to_utc(op.valid_from, "valid_from")}
-            if op.category is not None:
-                fields["category"] = check_label(op.category)
-            if op.importance is not None:
-                fields["importance"] = check_importance(op.importance)
-            if op.metadata is not None:
-                fields["metadata"] = check_metadata(op.metadata)
+            fields = {"valid_from": to_utc(op.valid_from, "valid_from"), **_changed_fields(op)}
             prepared.append(PreparedOp(
                 kind="supersede", memory_id=check_id(op.memory_id, "id"),
                 text=check_content(op.content, max_chars=max_chars), fields=fields,
@@ -79,9 +67,26 @@ def prepare_ops(ops: list[Operation], *, max_chars: int) -> list[PreparedOp]:
                                        reason=op.reason))
         else:
             raise InvalidInputError(f"unknown operation {op!r}")
+    direct: dict[str, Any] | None = None  # the default origin, one dict for the whole batch
     for done, op in zip(prepared, ops):
-        done.provenance = provenance_values(op.provenance)
+        if op.provenance is None:
+            direct = direct if direct is not None else provenance_values(None)
+            done.provenance = direct
+        else:
+            done.provenance = provenance_values(op.provenance)
         if done.text is not None:
             done.digest = content_hash(done.text)
     return prepared
 
+
+
+def _changed_fields(op: UpdateOp | SupersedeOp) -> dict[str, Any]:
+    """The optional fields an update or a supersession sets, checked (None: unchanged)."""
+    fields: dict[str, Any] = {}
+    if op.category is not None:
+        fields["category"] = check_label(op.category)
+    if op.importance is not None:
+        fields["importance"] = check_importance(op.importance)
+    if op.metadata is not None:
+        fields["metadata"] = check_metadata(op.metadata)
+    return fields
