@@ -15,7 +15,13 @@ from sqlalchemy import Connection, Engine
 
 from .embedder import Embedder
 from .embedding import embedding_model_name
-from .engine import create_store_engine, dispose_quietly, kept_connection, run_write
+from .engine import (
+    autocommit_connections,
+    create_store_engine,
+    dispose_quietly,
+    kept_connection,
+    run_write,
+)
 from .partitions import Partitions, parse_budget
 from .reader import Reader
 from .reads import table_counts
@@ -40,6 +46,7 @@ class StoreParts:
                  memory_budget: int | str | None, engine_kwargs: dict[str, Any]) -> None:
         self.engine: Engine = create_store_engine(url, **engine_kwargs)
         self._writes = kept_connection(self.engine)
+        self._autocommit = autocommit_connections(self.engine)
         self._reader: Reader | None = None
         self._partitions: Partitions | None = None
         try:
@@ -51,7 +58,8 @@ class StoreParts:
                                                             parse_budget(memory_budget))
             self.embedder = Embedder(embeddings, dim, self.partitions, self._stored_vectors)
             self.writer = Writer(self.engine, self.embedder, self.partitions,
-                                 connection=self._connection, clock=clock,
+                                 connection=self._connection, autocommit=self._autocommit,
+                                 clock=clock,
                                  dedupe=dedupe, max_chars=max_chars)
             self.searcher = Searcher(self.engine, self._reader, self.partitions,
                                      self.embedder, check_model=check_model)
@@ -100,6 +108,7 @@ class StoreParts:
         for part in (self._reader, self._partitions):
             if part is not None:
                 part.close()
-        if self._writes is not None:
-            self._writes.close()
+        for kept in (self._writes, self._autocommit):
+            if kept is not None:
+                kept.close()
         dispose_quietly(self.engine)
