@@ -25,10 +25,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["DEFAULT_DATABASE_ENV", "AutocommitConnections", "KeptConnection",
-           "autocommit_connections", "create_store_engine",
-           "default_database_url", "dispose_quietly", "is_sqlite", "kept_connection",
-           "read_transaction", "run_write", "sqlite_path", "truncate_wal"]
+__all__ = [
+    "DEFAULT_DATABASE_ENV",
+    "AutocommitConnections",
+    "KeptConnection",
+    "autocommit_connections",
+    "create_store_engine",
+    "default_database_url",
+    "dispose_quietly",
+    "driver_fetchone",
+    "is_sqlite",
+    "kept_connection",
+    "read_transaction",
+    "run_write",
+    "sqlite_path",
+    "truncate_wal",
+]
 
 log = logging.getLogger(__name__)
 DEFAULT_DATABASE_ENV = "LPM_DATABASE_URL"
@@ -214,6 +226,28 @@ def run_write(engine: Engine, body: Callable[[Connection], T], *,
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def driver_fetchone(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+    """Run ``sql`` (the driver's parameter style) on ``conn``'s driver connection and
+    return its first row: a hot statement without SQLAlchemy's execution machinery,
+    which costs about as much as the statement's server time. Driver errors are raised
+    as SQLAlchemy raises them, a lost connection invalidated, so :func:`run_write`
+    retries and reconnects alike."""
+    driver: Any = conn.connection.driver_connection
+    try:
+        cur = driver.cursor()
+        try:
+            return cur.execute(sql, params).fetchone()
+        finally:
+            cur.close()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
+                                  connection_invalidated=lost,
+                                  dialect=conn.dialect) from exc
 
 
 class AutocommitConnections:

@@ -3,13 +3,16 @@ trip, run in autocommit mode (no BEGIN/COMMIT)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 
 from sqlalchemy import Connection, text
+from sqlalchemy.engine import Dialect
 
 from ..errors import MemoryNotFoundError
 from ..models import EventType
+from .engine import driver_fetchone
 from .rows import MEMORY_COLUMNS, raw_memory
 from .schema import entities, first_version, history, memories, memory_entities, provenance, users
 from .write_types import Applied, Change, Committed, PreparedOp
@@ -45,15 +48,21 @@ orphans AS (DELETE FROM {entities.name} e WHERE e.user_id = :user_id
 SELECT v.version, gone.* FROM gone CROSS JOIN v""")
 
 
+@functools.lru_cache(maxsize=4)
+def _statement(dialect: Dialect) -> str:
+    """The delete in the driver's parameter style (compiled once)."""
+    return str(_PG_DELETE.compile(dialect=dialect))
+
+
 def delete_one_pg(conn: Connection, user_id: str, op: PreparedOp,
                    now: datetime) -> tuple[list[Applied], Committed]:
     """A user's single delete on PostgreSQL (the common call) in one statement."""
-    row = conn.execute(_PG_DELETE, {
+    row = driver_fetchone(conn, _statement(conn.dialect), {
         "user_id": user_id, "first": first_version(), "id": op.memory_id,
         "event": EventType.DELETE.value, "now": now.astimezone(timezone.utc).replace(tzinfo=None),
         "meta": json.dumps({"reason": op.reason} if op.reason else {}),
         **op.provenance, "roles": json.dumps(op.provenance["roles"]),
-        "positions": json.dumps(op.provenance["positions"])}).first()
+        "positions": json.dumps(op.provenance["positions"])})
     if row is None:  # no such memory of this user: nothing was written
         assert op.memory_id is not None
         raise MemoryNotFoundError(op.memory_id, user_id=user_id)
