@@ -59,8 +59,7 @@ class StoreParts:
             self.embedder = Embedder(embeddings, dim, self.partitions, self._stored_vectors)
             self.writer = Writer(self.engine, self.embedder, self.partitions,
                                  connection=self._connection, autocommit=self._autocommit,
-                                 clock=clock,
-                                 dedupe=dedupe, max_chars=max_chars)
+                                 clock=clock, dedupe=dedupe, max_chars=max_chars)
             self.searcher = Searcher(self.engine, self._reader, self.partitions,
                                      self.embedder, check_model=check_model)
         except BaseException:
