@@ -28,6 +28,7 @@ __all__ = [
     "check_labels",
     "check_limit",
     "check_metadata",
+    "check_metadata_json",
     "check_min_score",
     "check_new_memory_id",
     "check_offset",
@@ -264,12 +265,62 @@ def _depth(value: Any, level: int = 0) -> int:
 
 def check_metadata(value: Any) -> dict[str, Any]:
     """Metadata must be a JSON object that survives a round trip unchanged."""
+    return check_metadata_json(value)[0]
+
+
+def check_metadata_json(value: Any) -> tuple[dict[str, Any], str]:
+    """:func:`check_metadata` and the JSON text it checked (``ensure_ascii=False``), so a
+    write can store that text instead of dumping the metadata again.
+
+    Plain values (str keys; str, int, bool, None, finite floats below 2**53; lists and
+    dicts of those, not too deep) survive JSON and JSONB by construction: they are copied
+    and dumped once. Anything else takes the full check, a dump, parse and compare.
+    """
     if value is None or (type(value) is dict and not value):  # the common case, no JSON work
-        return {}
+        return {}, "{}"
     if not isinstance(value, dict):
         raise InvalidInputError(
             f"metadata must be a dict, not {type(value).__name__}", field="metadata"
         )
+    try:
+        plain = _plain_copy(value, 0)
+    except _NotPlain:
+        return _round_tripped(value)
+    text = json.dumps(plain, ensure_ascii=False)
+    _check_metadata_text(text)
+    return plain, text
+
+
+class _NotPlain(Exception):
+    """A metadata value the fast path leaves to the full check."""
+
+
+def _plain_copy(value: Any, level: int) -> Any:
+    """A copy of ``value`` made only of plain JSON types, or :class:`_NotPlain`. Exact
+    types only: a subclass (an ``IntEnum``, a tuple) may not come back as itself."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if math.isfinite(value) and abs(value) < 2.0**53:
+            return value
+        raise _NotPlain
+    if level >= MAX_METADATA_DEPTH - 1:  # near the limit: the full check counts exactly
+        raise _NotPlain
+    if kind is dict:
+        copy: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            copy[key] = _plain_copy(item, level + 1)
+        return copy
+    if kind is list:
+        return [_plain_copy(item, level + 1) for item in value]
+    raise _NotPlain
+
+
+def _round_tripped(value: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The full check: dump, parse back and compare, then refuse huge floats."""
     if _depth(value) > MAX_METADATA_DEPTH:
         raise InvalidInputError(
             f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels", field="metadata"
@@ -279,13 +330,7 @@ def check_metadata(value: Any) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}",
                                 field="metadata") from None
-    if len(text) > MAX_METADATA_BYTES:
-        raise InvalidInputError(
-            f"metadata is larger than {MAX_METADATA_BYTES:,} characters", field="metadata"
-        )
-    _check_text(text, "metadata")
-    if "\\u0000" in text:
-        raise InvalidInputError("metadata must not contain NUL characters", field="metadata")
+    _check_metadata_text(text)
     round_trip: dict[str, Any] = json.loads(text)
     if round_trip != value:
         raise InvalidInputError(
@@ -296,7 +341,18 @@ def check_metadata(value: Any) -> dict[str, Any]:
         raise InvalidInputError(
             "metadata floats must be below 2**53 in magnitude: PostgreSQL's JSONB would "
             "return a different number (store big numbers as int or str)", field="metadata")
-    return round_trip
+    return round_trip, text
+
+
+def _check_metadata_text(text: str) -> None:
+    """Size and characters of metadata's JSON text."""
+    if len(text) > MAX_METADATA_BYTES:
+        raise InvalidInputError(
+            f"metadata is larger than {MAX_METADATA_BYTES:,} characters", field="metadata"
+        )
+    _check_text(text, "metadata")
+    if "\\u0000" in text:
+        raise InvalidInputError("metadata must not contain NUL characters", field="metadata")
 
 
 def _has_huge_float(value: Any) -> bool:

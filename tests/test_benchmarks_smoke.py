@@ -76,3 +76,20 @@ def test_poisoning_bench_meets_its_goals() -> None:
     assert figures["planted"] == 0 and figures["break_outs"] == 0
     assert figures["clean_kept"] >= 0.99 * figures["clean_turns"]
     assert figures["by_channel"]["fact_about_someone_else"][0] == 10
+
+
+@pytest.mark.skipif(not LOCOMO.exists(), reason="LoCoMo data (CC BY-NC) not on this machine")
+def test_ingest_ab_measures_both_versions() -> None:
+    done = _run("ingest_ab.py", "--before", str(BENCH.parent), "--users", "2", "--batch", "20",
+                "--rounds", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| before", "| after"))]
+    assert len(rows) == 2 and all(int(row.split("|")[3].replace(",", "")) > 0 for row in rows)
+
+
+def test_pg_delete_ab_measures_both_versions(postgres_server_url: str) -> None:
+    done = _run("pg_delete_ab.py", "--before", str(BENCH.parent), "--server",
+                postgres_server_url, "--users", "2", "--per-user", "3", "--deletes", "4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("4 deletes each, interleaved")
+    assert "before: delete p50" in done.stdout and "after: delete p50" in done.stdout

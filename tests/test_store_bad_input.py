@@ -89,6 +89,10 @@ BAD_METADATA = {
     "datetime": {"when": datetime(2024, 1, 1)}, "set": {"s": {1}},
     "too deep": {"a": _nested(25)},
     "huge": {"blob": "x" * 70_000},
+    # Plain-looking values with one part that would not survive (the fast path's edges).
+    "huge float": {"f": 2.0**60}, "inf": {"f": float("inf")},
+    "tuple deep in plain": {"a": [{"ok": 1}, {"t": (1,)}]}, "nul": {"k": "a\x00b"},
+    "lone surrogate": {"k": "\ud800"}, "huge plain nested": {"a": [{"b": "x" * 70_000}]},
 }
 
 

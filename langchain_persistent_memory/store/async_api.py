@@ -32,7 +32,7 @@ from .op_builders import as_add_ops, build_op
 from .reembed import Progress
 from .search import search_args
 from .transfer import Conflict, Source
-from .writes import Applied
+from .write_types import Applied
 
 if TYPE_CHECKING:
     from .memory_store import MemoryStore

@@ -18,7 +18,7 @@ from ..validation import check_embeddings
 from .embedding import embedding_model_name, normalize_rows, unit_vector
 from .partitions import Partitions
 from .vector_cache import VectorCache
-from .writes import PreparedOp
+from .write_types import PreparedOp
 
 __all__ = ["Embedder"]
 

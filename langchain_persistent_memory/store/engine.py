@@ -22,12 +22,25 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["DEFAULT_DATABASE_ENV", "KeptConnection", "create_store_engine",
-           "default_database_url", "dispose_quietly", "is_sqlite", "kept_connection",
-           "read_transaction", "run_write", "sqlite_path", "truncate_wal"]
+__all__ = [
+    "DEFAULT_DATABASE_ENV",
+    "AutocommitConnections",
+    "KeptConnection",
+    "autocommit_connections",
+    "create_store_engine",
+    "default_database_url",
+    "dispose_quietly",
+    "driver_fetchone",
+    "is_sqlite",
+    "kept_connection",
+    "read_transaction",
+    "run_write",
+    "sqlite_path",
+    "truncate_wal",
+]
 
 log = logging.getLogger(__name__)
 DEFAULT_DATABASE_ENV = "LPM_DATABASE_URL"
@@ -181,32 +194,114 @@ def _is_busy(exc: OperationalError) -> bool:
 
 def run_write(engine: Engine, body: Callable[[Connection], T], *,
               connection: Callable[[], AbstractContextManager[Connection]] | None = None,
-              one_statement: bool = False) -> T:
+              autocommit: AutocommitConnections | None = None) -> T:
     """Run ``body`` in one write transaction, and commit.
 
     On a busy or deadlocked database the whole transaction is rolled back and run again
     with jittered exponential backoff, so ``body`` must only touch the database.
     ``connection`` supplies the connection (e.g. :meth:`KeptConnection.hold`); default: a
-    pooled one. ``one_statement`` (PostgreSQL): ``body`` writes with a single statement,
-    which is its own transaction in autocommit mode, saving the BEGIN and COMMIT round
-    trips.
+    pooled one. ``autocommit`` (PostgreSQL): ``body`` writes with a single statement, run
+    on one of these autocommit connections as its own transaction (no BEGIN and COMMIT
+    round trips). If the server had closed that connection, the statement runs once more
+    on a new one: it is atomic, so if the first run did apply, the second finds nothing
+    to do and says so, as it would after a concurrent write.
     """
     delay = 0.01
+    reconnected = False
     for attempt in range(_RETRIES):
         try:
-            with (connection or engine.connect)() as conn:
+            with (autocommit.hold if autocommit is not None
+                  else connection or engine.connect)() as conn:
                 if is_sqlite(engine):
                     conn.info["lpm_begin"] = "IMMEDIATE"
-                elif one_statement:
-                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 with conn.begin():
                     return body(conn)
-        except OperationalError as exc:
-            if not _is_busy(exc) or attempt == _RETRIES - 1:
+        except DBAPIError as exc:
+            if autocommit is not None and exc.connection_invalidated and not reconnected:
+                reconnected = True
+                continue
+            if not isinstance(exc, OperationalError) or not _is_busy(exc) \
+                    or attempt == _RETRIES - 1:
                 raise
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def driver_fetchone(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
+    """Run ``sql`` (the driver's parameter style) on ``conn``'s driver connection and
+    return its first row: a hot statement without SQLAlchemy's execution machinery,
+    which costs about as much as the statement's server time. Driver errors are raised
+    as SQLAlchemy raises them, a lost connection invalidated, so :func:`run_write`
+    retries and reconnects alike."""
+    driver: Any = conn.connection.driver_connection
+    try:
+        cur = driver.cursor()
+        try:
+            return cur.execute(sql, params).fetchone()
+        finally:
+            cur.close()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
+                                  connection_invalidated=lost,
+                                  dialect=conn.dialect) from exc
+
+
+class AutocommitConnections:
+    """Connections kept in autocommit mode for one-statement writes (PostgreSQL).
+
+    A pooled connection switched to autocommit for one statement is switched back and
+    reset when it returns to the pool; these stay in autocommit, so a single delete costs
+    its statement's one round trip (prepared by psycopg after a few runs). Thread-safe:
+    each call takes an idle connection or opens one, and at most ``keep`` idle ones are
+    kept (the rest go back to the pool). A connection the server closed is dropped.
+    """
+
+    def __init__(self, engine: Engine, keep: int = 2) -> None:
+        self._engine = engine
+        self._keep = keep
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def hold(self) -> Iterator[Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            driver: Any = conn.connection.driver_connection
+            if hasattr(driver, "prepare_threshold"):  # psycopg: prepared from the 2nd run
+                driver.prepare_threshold = 1
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                kept = (not self._closed and len(self._idle) < self._keep
+                        and not conn.closed and not conn.invalidated)
+                if kept:
+                    self._idle.append(conn)
+            if not kept:
+                with contextlib.suppress(Exception):  # closing must never raise
+                    conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections; one still in use closes when its call ends."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):  # closing must never raise
+                conn.close()
+
+
+def autocommit_connections(engine: Engine) -> AutocommitConnections | None:
+    """Kept autocommit connections for PostgreSQL; None for SQLite (its writers take the
+    database lock with BEGIN IMMEDIATE, there is no one-statement write path)."""
+    return None if is_sqlite(engine) else AutocommitConnections(engine)
 
 
 class KeptConnection:

@@ -1,25 +1,24 @@
 """``MemoryStore``: the public facade over SQL (truth) and users' partitions (derived).
 
-A thin layer: arguments are checked here, the work is done by collaborators it wires
-together — :class:`.Embedder` (the model and what it already embedded), :class:`.Writer`
-(one transaction per call), :class:`.Partitions` (each user's vectors and keyword
-statistics, loaded on demand under a memory budget) and :class:`.Searcher`.
+A thin layer: arguments are checked here, the work is done by collaborators that
+:class:`.StoreParts` wires to one engine — :class:`.Embedder` (the model and what it
+already embedded), :class:`.Writer` (one transaction per call), :class:`.Partitions` (each
+user's vectors and keyword statistics, loaded on demand under a memory budget) and
+:class:`.Searcher`.
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
 import os
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from ..errors import ForgetIncompleteError
@@ -46,32 +45,22 @@ from ..validation import (
 from . import reads
 from .async_api import AsyncTwins
 from .embedder import Embedder
-from .embedding import LocalEmbeddings, embedding_model_name, unit_vector
-from .engine import (
-    DEFAULT_DATABASE_ENV,
-    create_store_engine,
-    default_database_url,
-    dispose_quietly,
-    is_sqlite,
-    kept_connection,
-    run_write,
-    sqlite_path,
-    truncate_wal,
-)
-from .entity_rows import EntityRow, user_entities
+from .embedding import LocalEmbeddings, unit_vector
+from .engine import DEFAULT_DATABASE_ENV, default_database_url, is_sqlite, sqlite_path, truncate_wal
+from .entity_rows import EntityRow
 from .forget_guards import ForgetGuards
 from .guard import open_only
 from .op_builders import as_add_ops, build_op
-from .partitions import IndexInfo, Partitions, parse_budget
-from .reader import Reader
-from .reembed import Progress, reembed
-from .schema import prepare_database
+from .partitions import IndexInfo, Partitions
+from .parts import StoreParts
+from .reembed import Progress
 from .search import Searcher, search_args
 from .transfer import Conflict, Source, export_jsonl, import_jsonl
+from .write_types import Applied
 from .writer import Writer
-from .writes import Applied, existing_vectors
 
 __all__ = ["DEFAULT_DATABASE_ENV", "MemoryStore", "default_database_url"]
+
 
 class MemoryStore(AsyncTwins):
     """Long-term memories for many users: SQL is the source of truth, partitions derived.
@@ -117,23 +106,16 @@ class MemoryStore(AsyncTwins):
         self._closed = False
         # Pipelines on this store (MemoryManager) stop a user's turns around forget_user.
         self.forget_guards = ForgetGuards()
-        self.engine: Engine = create_store_engine(self.url, **(engine_kwargs or {}))
-        self._writes = kept_connection(self.engine)
-        try:
-            model = embedding_model_name(embeddings)
-            dim = run_write(self.engine, functools.partial(
-                prepare_database, model=model, check_model=check_embedding_model))
-            self._reader = Reader(self.engine)
-            self.partitions = Partitions(self._reader, parse_budget(memory_budget))
-            self.embedder = Embedder(embeddings, dim, self.partitions, self._stored_vectors)
-            self.writer = Writer(self.engine, self.embedder, self.partitions,
-                                 connection=self._connection, clock=self.clock,
-                                 dedupe=dedupe, max_chars=max_content_chars)
-            self.searcher = Searcher(self.engine, self._reader, self.partitions,
-                                      self.embedder, check_model=check_embedding_model)
-        except BaseException:
-            self._close_connections()
-            raise
+        self._parts = StoreParts(self.url, embeddings, clock=self.clock, dedupe=dedupe,
+                                 max_chars=max_content_chars,
+                                 check_model=check_embedding_model,
+                                 memory_budget=memory_budget,
+                                 engine_kwargs=engine_kwargs or {})
+        self.engine: Engine = self._parts.engine
+        self.partitions: Partitions = self._parts.partitions
+        self.embedder: Embedder = self._parts.embedder
+        self.writer: Writer = self._parts.writer
+        self.searcher: Searcher = self._parts.searcher
 
     @property
     def closed(self) -> bool:
@@ -146,15 +128,7 @@ class MemoryStore(AsyncTwins):
         if self._closed:
             return
         self._closed = True
-        self._close_connections()
-
-    def _close_connections(self) -> None:
-        for part in (getattr(self, "_reader", None), getattr(self, "partitions", None)):
-            if part is not None:
-                part.close()
-        if self._writes is not None:
-            self._writes.close()
-        dispose_quietly(self.engine)
+        self._parts.close()
 
     def __enter__(self) -> MemoryStore:
         return self
@@ -186,18 +160,6 @@ class MemoryStore(AsyncTwins):
     @property
     def index_path(self) -> Path | None:
         return self._index_path
-
-    def _connection(self) -> AbstractContextManager[Connection]:
-        """The connection for this store's writes: the kept one on SQLite files."""
-        return self._writes.hold() if self._writes is not None else self.engine.connect()
-
-    def _stored_vectors(self, user_id: str, hashes: list[str]) -> dict[str, np.ndarray]:
-        """On SQLite through the writes' connection, whose page cache survived the last
-        commit (its own); on PostgreSQL one prepared autocommit statement."""
-        if self._writes is None:
-            return self._reader.vectors_by_hash(user_id, hashes)
-        with self._writes.hold() as conn:
-            return existing_vectors(conn, user_id, hashes)
 
     def embed_query(self, query: str) -> np.ndarray:
         """The normalised query vector (cached): shared by search and the pipeline."""
@@ -325,9 +287,7 @@ class MemoryStore(AsyncTwins):
                  ) -> builtins.list[EntityRow]:
         """The entities a user's memories name (most often named first), each with the ids
         of the memories behind it; superseded memories' links only if asked."""
-        user_id = check_user_id(user_id)
-        with self.engine.connect() as conn:
-            return user_entities(conn, user_id, include_superseded=include_superseded)
+        return reads.entities(self.engine, user_id, include_superseded)
 
     @open_only
     def count(self, user_id: str | None = None, *, include_superseded: bool = False) -> int:
@@ -372,10 +332,7 @@ class MemoryStore(AsyncTwins):
     def with_provenance(self, hits: builtins.list[ScoredMemory]
                          ) -> builtins.list[ScoredMemory]:
         """These hits with each memory's provenance filled in."""
-        with self.engine.connect() as conn:
-            filled = reads.with_origins(conn, [hit.memory for hit in hits])
-        return [ScoredMemory(memory, hit.score, hit.cosine, hit.keyword_match)
-                for memory, hit in zip(filled, hits)]
+        return reads.hits_with_provenance(self.engine, hits)
 
     @open_only
     def search_by_vector(self, vector: Sequence[float] | np.ndarray, *, user_id: str,
@@ -409,15 +366,9 @@ class MemoryStore(AsyncTwins):
     @open_only
     def stats(self) -> dict[str, Any]:
         """Counts and configuration, for the CLI and the UI."""
-        info = self.partitions.info()
-        return {
-            "database": make_url(self.url).render_as_string(hide_password=True),
-            "embedding_model": self.model_name, "dimension": self.dim,
-            **reads.table_counts(self.engine), "users_loaded": info.users_loaded,
-            "indexed_vectors": info.vectors, "index_bytes": info.bytes,
-            "memory_budget": info.budget,
-            "index_path": str(self._index_path) if self._index_path else None,
-        }
+        return {"database": make_url(self.url).render_as_string(hide_password=True),
+                **self._parts.stats(),
+                "index_path": str(self._index_path) if self._index_path else None}
 
     # ------------------------------------------------------------------ backup and migration
     @open_only
@@ -450,13 +401,5 @@ class MemoryStore(AsyncTwins):
         ``embeddings``). Each distinct text is embedded once; stop other processes first.
         ``progress(done, total)`` is called after each batch of distinct texts.
         """
-        if embeddings is not None:
-            self.embedder.use(embeddings)
-        updated, dim = reembed(self.engine, self.embedder, batch_size=batch_size,
-                               progress=progress)
-        self.embedder.dim = dim
-        self.embedder.forget()  # cached vectors came from the old model
-        self.writer.model_recorded = False  # an emptied store records the next model
-        self.partitions.clear()
-        return updated
+        return self._parts.reembed(embeddings, batch_size=batch_size, progress=progress)
 

@@ -7,16 +7,17 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from ..errors import MemoryNotFoundError
-from ..models import Memory, MemoryEvent
+from ..models import Memory, MemoryEvent, ScoredMemory
 from ..scopes import NAMESPACE_PREFIX
 from ..validation import check_id, check_user_id
+from .entity_rows import EntityRow, user_entities
 from .filters import SearchFilters, build_filter_query
 from .origins import of_events, of_memories
 from .rows import MEMORY_COLUMNS, row_to_event, row_to_memory
 from .schema import history, memories
 
-__all__ = ["count", "get", "history_of", "list_memories", "table_counts", "user_ids",
-           "with_origins"]
+__all__ = ["count", "entities", "get", "history_of", "hits_with_provenance", "list_memories",
+           "table_counts", "user_ids", "with_origins"]
 
 
 def get(engine: Engine, memory_id: str, user_id: str | None, with_embedding: bool,
@@ -95,3 +96,17 @@ def table_counts(engine: Engine) -> dict[str, int]:
         events = conn.execute(select(func.count()).select_from(history)).scalar_one()
     return {"memories": int(current), "superseded": int(total - current),
             "users": int(users), "history_events": int(events)}
+
+
+def entities(engine: Engine, user_id: str, include_superseded: bool) -> list[EntityRow]:
+    user_id = check_user_id(user_id)
+    with engine.connect() as conn:
+        return user_entities(conn, user_id, include_superseded=include_superseded)
+
+
+def hits_with_provenance(engine: Engine, hits: list[ScoredMemory]) -> list[ScoredMemory]:
+    """Search hits with each memory's provenance filled in (one query)."""
+    with engine.connect() as conn:
+        filled = with_origins(conn, [hit.memory for hit in hits])
+    return [ScoredMemory(memory, hit.score, hit.cosine, hit.keyword_match)
+            for memory, hit in zip(filled, hits)]

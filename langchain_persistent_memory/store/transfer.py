@@ -53,8 +53,9 @@ from .transfer_format import (
     memory_line,
     records,
 )
+from .write_types import Change, Committed
 from .writer import Writer
-from .writes import Change, Committed, bump_version
+from .writes import bump_version
 
 __all__ = ["Conflict", "Source", "export_jsonl", "import_jsonl"]
 

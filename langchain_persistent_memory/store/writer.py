@@ -21,10 +21,13 @@ from ..errors import InvalidInputError
 from ..models import Operation
 from ..validation import check_user_id
 from .embedder import Embedder
-from .engine import run_write
+from .engine import AutocommitConnections, run_write
 from .partitions import Partitions, UserPartition
+from .prepare import prepare_ops
+from .purge import purge_user
 from .schema import add_meta
-from .writes import Applied, Change, Committed, PreparedOp, execute_ops, prepare_ops, purge_user
+from .write_types import Applied, Change, Committed, PreparedOp
+from .writes import execute_ops
 
 __all__ = ["Writer"]
 
@@ -35,11 +38,13 @@ class Writer:
 
     def __init__(self, engine: Engine, embedder: Embedder, partitions: Partitions, *,
                  connection: Callable[[], AbstractContextManager[Connection]],
+                 autocommit: AutocommitConnections | None = None,
                  clock: Callable[[], datetime], dedupe: bool, max_chars: int) -> None:
         self.engine = engine
         self.embedder = embedder
         self.partitions = partitions
         self.connection = connection
+        self.autocommit = autocommit
         self.clock = clock
         self.dedupe = dedupe
         self.max_chars = max_chars
@@ -79,11 +84,12 @@ class Writer:
             return execute_ops(conn, user_id=scope, ops=prepared, vectors=vectors, now=now,
                                dedupe=self.dedupe)
 
-        # A user's single delete is one statement on PostgreSQL (see writes): no BEGIN/COMMIT.
+        # A user's single delete is one statement on PostgreSQL (see pg_delete), run on a kept
+        # autocommit connection: no BEGIN/COMMIT, no switching a pooled connection back.
         single = scope is not None and len(prepared) == 1 and prepared[0].kind == "delete" \
             and self.model_recorded
         applied, committed = run_write(self.engine, body, connection=self.connection,
-                                       one_statement=single)
+                                       autocommit=self.autocommit if single else None)
         self.embedder.committed(vectors)  # committed: these texts have vectors
         self.model_recorded = self.embedder.dim is not None
         self.update_partitions(committed)
