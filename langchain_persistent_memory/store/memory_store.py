@@ -21,7 +21,6 @@ from langchain_core.embeddings import Embeddings
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from ..errors import ForgetIncompleteError
 from ..models import (
     AddOp,
     DeleteOp,
@@ -46,7 +45,7 @@ from . import reads
 from .async_api import AsyncTwins
 from .embedder import Embedder
 from .embedding import LocalEmbeddings, unit_vector
-from .engine import DEFAULT_DATABASE_ENV, default_database_url, is_sqlite, sqlite_path, truncate_wal
+from .engine import DEFAULT_DATABASE_ENV, default_database_url
 from .entity_rows import EntityRow
 from .forget_guards import ForgetGuards
 from .guard import open_only
@@ -247,12 +246,7 @@ class MemoryStore(AsyncTwins):
         """
         user_id = check_user_id(user_id)
         with self.forget_guards.hold(user_id):
-            count = self.writer.forget_user(user_id)
-            if is_sqlite(self.engine) and sqlite_path(self.url) is not None:
-                left = truncate_wal(self.engine)
-                if left:
-                    raise ForgetIncompleteError(user_id, removed=count, wal_frames=left)
-            return count
+            return self.writer.forget_user(user_id)
 
     # ------------------------------------------------------------------ reads
     @open_only

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from ..errors import InvalidInputError
+from ..errors import ForgetIncompleteError, InvalidInputError
 from ..models import Operation
 from ..validation import check_user_id
 from .embedder import Embedder
-from .engine import AutocommitConnections, run_write
+from .engine import AutocommitConnections, is_sqlite, run_write, sqlite_path, truncate_wal
 from .partitions import Partitions, UserPartition
 from .prepare import prepare_ops
 from .purge import purge_user
@@ -112,10 +112,16 @@ class Writer:
                                       functools.partial(_apply, changes=by_user.get(user_id, [])))
 
     def forget_user(self, user_id: str) -> int:
+        """Purge the user's rows and partition, then empty the SQLite WAL of their text."""
         user_id = check_user_id(user_id)
         count = run_write(self.engine, lambda conn: purge_user(conn, user_id),
                           connection=self.connection)
         self.partitions.drop(user_id)
+        url = self.engine.url.render_as_string(hide_password=False)
+        if is_sqlite(self.engine) and sqlite_path(url) is not None:
+            left = truncate_wal(self.engine)
+            if left:
+                raise ForgetIncompleteError(user_id, removed=count, wal_frames=left)
         return count
 
 
