@@ -42,7 +42,8 @@ class MemoryAction(BaseModel):
     evidence: str | None = Field(default=None, description=EVIDENCE)
     entities: list[str] | None = Field(default=None, description="Names of the people, "
                                        "places, organisations and titles the fact mentions, "
-                                       "as written in it")
+                                       "as written in it; another name the user calls one "
+                                       "by in parentheses: \"Anna (my sister)\"")
 
 
 class MemoryOperations(BaseModel):

@@ -97,20 +97,26 @@ def _merged(old: tuple[str, ...], new: Iterable[str], key: str) -> tuple[str, ..
     return tuple(out)
 
 
+def _folded(content: str) -> str:
+    """The text folded like keys, padded: a name is in it when `` {key} `` is (whole
+    words, so "Ann" is not in "Anna")."""
+    return f" {entity_key(content)} "
+
+
 def memory_links(content: str, given: tuple[str, ...] = ()) -> list[Entity]:
     """The entities one memory links to: the local extractor's, then the ``given`` names
-    (the chat model's answer) the text contains that the extractor missed, with the
-    aliases given for them. Pure: what :func:`link_memories` writes for a memory is
+    (the chat model's answer) the text contains as whole words that the extractor missed,
+    with the aliases given for them. Pure: what :func:`link_memories` writes for a memory is
     exactly this."""
     found = {e.key[:_MAX_NAME]: e._replace(key=e.key[:_MAX_NAME], name=e.name[:_MAX_NAME])
              for e in extract_entities(content)}
-    lowered = content.lower()
+    words = _folded(content)
     for name in given:
         key = entity_key(name)[:_MAX_NAME]
         aliases = getattr(name, "aliases", ())
         if key in found:
             found[key] = found[key]._replace(aliases=_merged(found[key].aliases, aliases, key))
-        elif key and name.lower() in lowered:
+        elif key and f" {key} " in words:
             found[key] = Entity(str(name)[:_MAX_NAME], key, "name",
                                 aliases=_merged((), aliases, key))
     return list(found.values())
@@ -166,7 +172,7 @@ def check_links(value: Any, content: str) -> list[Entity]:
     whose names the memory's text contains (folded like keys); raises on anything else."""
     if not isinstance(value, list) or len(value) > 4 * _MAX_GIVEN:
         raise InvalidInputError("entities must be a list of entity links", field="entities")
-    text_key = f" {entity_key(content)} "
+    words = _folded(content)
     out: dict[str, Entity] = {}
     for item in value:
         if not isinstance(item, dict) or set(item) - {"name", "kind", "subject", "aliases"}:
@@ -178,7 +184,7 @@ def check_links(value: Any, content: str) -> list[Entity]:
             raise InvalidInputError(f"an entity's kind is one of {list(ENTITY_KINDS)} and "
                                     "subject true or false", field="entities")
         key = entity_key(name)
-        if not key or f" {key} " not in text_key or key in out:
+        if not key or f" {key} " not in words or key in out:
             raise InvalidInputError(f"entity {name[:60]!r} is not named in its memory's "
                                     "text, or named twice", field="entities")
         aliases = _short_names(item.get("aliases", []), "an entity's aliases", MAX_ALIASES)
