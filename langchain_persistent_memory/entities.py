@@ -112,7 +112,8 @@ def extract_entities(text: str) -> list[Entity]:
         keep(m.group(1), "person", subject=True)
         body = text[m.end():]
     aliases = _aliases(body)
-    for name, alias in aliases:  # a name at a sentence's start counts when it has an alias
+    # A name at a sentence's start counts when it has an alias; a relation makes a person.
+    for name, alias in sorted(aliases, key=lambda pair: not pair[1].islower()):
         keep(name, "person" if alias.islower() else "name")
     for m in _QUOTED.finditer(body):
         if any(c.isalpha() for c in m.group(1)):
