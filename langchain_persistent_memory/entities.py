@@ -48,9 +48,14 @@ _ALIAS_PATTERNS = (
     re.compile(rf"({_NAME}),\s+or\s+({_NAME}),"),  # Robert, or Bob,
     re.compile(rf"({_NAME}),?\s+(?:aka|a\.k\.a\.|(?:also\s+)?known\s+as|nicknamed)\s+"
                rf"({_NAME})"),  # Robert, aka Bob
-    re.compile(rf"({_NAME}),?\s+\(?{_MINE}({_RELATIONS})\b"),  # Anna, my sister
+    # "Anna, my sister," / "Anna (my sister)": the apposition must close ("Thankfully, my
+    # son's ok" and "Marrying my partner" name nobody)
+    re.compile(rf"({_NAME}),\s+{_MINE}({_RELATIONS})(?=\s*[,.;!?]|$)"),
+    re.compile(rf"({_NAME})\s*\(\s*{_MINE}({_RELATIONS})\s*\)"),
 )
-_RELATION_FIRST = re.compile(rf"\b{_MINE}({_RELATIONS}),?\s+({_NAME})")  # my sister Anna
+# "my sister Anna", "my brother, Tom," (after a comma the apposition must close too: in
+# "My girlfriend, Toby and I" Toby is someone else)
+_RELATION_FIRST = re.compile(rf"\b{_MINE}({_RELATIONS})(?:\s+({_NAME})|,\s+({_NAME})(?=,))")
 _SENTENCE_MARKS = ".!?\n\"\u201c:"
 # Capitalised words that are no entity: sentence openers, pronouns, weekdays and months
 # (times are handled by ``valid_from`` and query dates), interjections.
@@ -148,7 +153,7 @@ def _aliases(body: str) -> list[tuple[str, str]]:
     """(name, alias) pairs the text states: parentheticals, appositions, relations."""
     pairs = [(m.group(1), m.group(2)) for pattern in _ALIAS_PATTERNS
              for m in pattern.finditer(body)]
-    pairs += [(m.group(2), m.group(1)) for m in _RELATION_FIRST.finditer(body)]
+    pairs += [(m.group(2) or m.group(3), m.group(1)) for m in _RELATION_FIRST.finditer(body)]
     out: list[tuple[str, str]] = []
     for name, alias in pairs:
         name = _trimmed(name)

@@ -32,6 +32,12 @@ def aliases(store: MemoryStore, user_id: str, **kw: bool) -> dict[str, tuple[str
     ("The user's best friend Sarah Jones moved", {"sarah jones": ("best friend",)}),
     ("I went to Paris or London", {"paris": (), "london": ()}),  # no alias without a comma
     ("Her sister Anna came", {"anna": ()}),  # only the user's own relations
+    # LoCoMo turns an earlier version misread: an apposition must close
+    ("Melanie: Marrying my partner and promising to be together", {"melanie": ()}),
+    ("Melanie: Thankfully, my son's ok", {"melanie": ()}),
+    ("Andrew: My girlfriend, Toby and I are going camping", {"andrew": (), "toby": ()}),
+    ("John: my colleague Rob invited me", {"john": (), "rob": ("colleague",)}),
+    ("I met my brother, Tom, today", {"tom": ("brother",)}),
 ])
 def test_the_extractor_reads_aliases_from_the_text(said: str,
                                                    expected: dict[str, tuple[str, ...]]) -> None:

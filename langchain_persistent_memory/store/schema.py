@@ -158,7 +158,8 @@ memory_entities = Table(
     Column("subject", Integer, nullable=False),  # 1: the memory is about it (its speaker)
     # v8: other names this memory gives the entity ("Mel", "sister"); NULL: none. Kept per
     # link, so an alias goes with the memory that gave it (delete, supersede, forget).
-    Column("aliases", JSONType),
+    Column("aliases", JSON(none_as_null=True).with_variant(JSONB(none_as_null=True),
+                                                            "postgresql")),
     Index("ix_lpm_memory_entities_user_key", "user_id", "entity_key"),
 )
 
