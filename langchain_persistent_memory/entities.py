@@ -41,15 +41,18 @@ _RELATIONS = ("best friend|friend|sister|brother|mother|mom|mum|father|dad|wife|
               "grandma|grandmother|grandpa|grandfather|niece|nephew|colleague|coworker|"
               "roommate|neighbor|neighbour|therapist|mentor|kid|child|dog|cat")
 _MINE = r"(?i:my|our|the user's)\s+(?:(?i:older|younger|little|big|baby|twin|elder)\s+)?"
-# (name, alias) pairs; a relation's alias is the relation word(s).
-_ALIAS_PATTERNS = (
-    re.compile(rf"({_NAME})\s*\(\s*(?:(?:aka|a\.k\.a\.|also known as|called)\s+)?"
-               rf"({_NAME})\s*\)"),  # Melanie (Mel)
-    re.compile(rf"({_NAME}),\s+or\s+({_NAME}),"),  # Robert, or Bob,
-    re.compile(rf"({_NAME}),?\s+(?:aka|a\.k\.a\.|(?:also\s+)?known\s+as|nicknamed)\s+"
-               rf"({_NAME})"),  # Robert, aka Bob
-    # "Anna, my sister," / "Anna (my sister)": the apposition must close ("Thankfully, my
-    # son's ok" and "Marrying my partner" name nobody)
+# (name, alias) pairs; a relation's alias is the relation word(s). Most texts have no
+# alias: ``_aliases`` runs a pattern only when a cheap test says it can match.
+_PARENTHESIS = re.compile(
+    rf"({_NAME})\s*\(\s*(?:(?:aka|a\.k\.a\.|also known as|called)\s+)?({_NAME})\s*\)")
+_OR = re.compile(rf"({_NAME}),\s+or\s+({_NAME}),")  # Robert, or Bob,
+_AKA_WORDS = ("aka", "a.k.a.", "known as", "nicknamed")
+_AKA = re.compile(rf"({_NAME}),?\s+(?:aka|a\.k\.a\.|(?:also\s+)?known\s+as|nicknamed)\s+"
+                  rf"({_NAME})")  # Robert, aka Bob
+_RELATION = re.compile(rf"(?:my|our|user's)\s+(?:[a-z]+\s+)?(?:{_RELATIONS})\b")  # lower case
+# "Anna, my sister," / "Anna (my sister)": the apposition must close, so "Thankfully, my
+# son's ok" and "Marrying my partner" name nobody
+_RELATION_AFTER = (
     re.compile(rf"({_NAME}),\s+{_MINE}({_RELATIONS})(?=\s*[,.;!?]|$)"),
     re.compile(rf"({_NAME})\s*\(\s*{_MINE}({_RELATIONS})\s*\)"),
 )
@@ -130,12 +133,8 @@ def extract_entities(text: str) -> list[Entity]:
         if len(words) == 1 and _starts_sentence(body, m.start()) and \
                 not words[0].endswith(("'s", "\u2019s")):
             continue  # unless possessive: "Melanie's kids"
-        while words and words[0].lower() in _NOT_NAMES:
-            words = words[1:]
-        while words and words[-1].lower() in _NOT_NAMES:
-            words = words[:-1]
-        if words:
-            keep(" ".join(words), "name")
+        if name := _trimmed(" ".join(words)):
+            keep(name, "name")
     return _with_aliases(found, aliases)
 
 
@@ -151,9 +150,17 @@ def _trimmed(name: str) -> str:
 
 def _aliases(body: str) -> list[tuple[str, str]]:
     """(name, alias) pairs the text states: parentheticals, appositions, relations."""
-    pairs = [(m.group(1), m.group(2)) for pattern in _ALIAS_PATTERNS
-             for m in pattern.finditer(body)]
-    pairs += [(m.group(2) or m.group(3), m.group(1)) for m in _RELATION_FIRST.finditer(body)]
+    lowered = body.lower()
+    patterns = [pattern for may, pattern in (
+        ("(" in body, _PARENTHESIS), (", or " in body, _OR),
+        (any(w in lowered for w in _AKA_WORDS), _AKA)) if may]
+    relation = _RELATION.search(lowered) is not None
+    if relation:
+        patterns += _RELATION_AFTER
+    pairs = [(m.group(1), m.group(2)) for pattern in patterns for m in pattern.finditer(body)]
+    if relation:
+        pairs += [(m.group(2) or m.group(3), m.group(1))
+                  for m in _RELATION_FIRST.finditer(body)]
     out: list[tuple[str, str]] = []
     for name, alias in pairs:
         name = _trimmed(name)
