@@ -8,7 +8,12 @@ Raw mode (no chat model) stores text as said, so entities come from the text's f
 * capitalised words and runs of them that do not start a sentence ("Sweden", "Dr. Seuss",
   "LGBTQ support group" gives "LGBTQ") are **names**, and a possessive "Melanie's" even
   when it does;
-* a quoted title (``"Charlotte's Web"``) is a **title**.
+* a quoted title (``"Charlotte's Web"``) is a **title**;
+* another name for one of them is an **alias**: a parenthetical ("Melanie (Mel)"), an
+  "or"/"aka" apposition ("Robert, or Bob,", "Robert, aka Bob"), or a relation the user
+  names them by ("my sister Anna", "Anna, my sister" give Anna the alias "sister"). An
+  alias is matched in queries like the name ("what does my sister like?"); it is stored
+  with the user's own links, so "sister" means Anna in this user's data only.
 
 Keys are folded to lower case so "Sweden" and "sweden" are one entity. Pure code, no I/O:
 the store runs it on every stored text, so entity links are a function of the rows in SQL.
@@ -20,15 +25,40 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-__all__ = ["ENTITY_KINDS", "Entity", "entity_key", "extract_entities"]
+__all__ = ["ENTITY_KINDS", "MAX_ALIASES", "Entity", "entity_key", "extract_entities"]
 
 ENTITY_KINDS = ("person", "name", "title")
 _MAX_ENTITIES = 24  # per memory: a pasted list of names is not 200 entities
+MAX_ALIASES = 8  # per entity and memory
 _SPEAKER = re.compile(r"^\s*([A-Z][\w.'-]{0,40}(?: [A-Z][\w.'-]{0,40}){0,2})\s*:\s")
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201d\n]{2,60})[\"\u201d]")
 _NAME_WORD = r"(?:(?:Dr|Mr|Mrs|Ms|St|Mt|Jr|Prof)\.|[A-Z][\w'-]*)"  # "Dr." keeps its dot
 _CAPITALISED = re.compile(
     rf"\b({_NAME_WORD}(?:[ \t]+(?:of[ \t]+|the[ \t]+|de[ \t]+)?{_NAME_WORD})*)")
+_NAME = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}}"
+_RELATIONS = ("best friend|friend|sister|brother|mother|mom|mum|father|dad|wife|husband|son|"
+              "daughter|boyfriend|girlfriend|partner|fiance|fiancee|boss|cousin|aunt|uncle|"
+              "grandma|grandmother|grandpa|grandfather|niece|nephew|colleague|coworker|"
+              "roommate|neighbor|neighbour|therapist|mentor|kid|child|dog|cat")
+_MINE = r"(?i:my|our|the user's)\s+(?:(?i:older|younger|little|big|baby|twin|elder)\s+)?"
+# (name, alias) pairs; a relation's alias is the relation word(s). Most texts have no
+# alias: ``_aliases`` runs a pattern only when a cheap test says it can match.
+_PARENTHESIS = re.compile(
+    rf"({_NAME})\s*\(\s*(?:(?:aka|a\.k\.a\.|also known as|called)\s+)?({_NAME})\s*\)")
+_OR = re.compile(rf"({_NAME}),\s+or\s+({_NAME}),")  # Robert, or Bob,
+_AKA_WORDS = ("aka", "a.k.a.", "known as", "nicknamed")
+_AKA = re.compile(rf"({_NAME}),?\s+(?:aka|a\.k\.a\.|(?:also\s+)?known\s+as|nicknamed)\s+"
+                  rf"({_NAME})")  # Robert, aka Bob
+_RELATION = re.compile(rf"(?:my|our|user's)\s+(?:[a-z]+\s+)?(?:{_RELATIONS})\b")  # lower case
+# "Anna, my sister," / "Anna (my sister)": the apposition must close, so "Thankfully, my
+# son's ok" and "Marrying my partner" name nobody
+_RELATION_AFTER = (
+    re.compile(rf"({_NAME}),\s+{_MINE}({_RELATIONS})(?=\s*[,.;!?]|$)"),
+    re.compile(rf"({_NAME})\s*\(\s*{_MINE}({_RELATIONS})\s*\)"),
+)
+# "my sister Anna", "my brother, Tom," (after a comma the apposition must close too: in
+# "My girlfriend, Toby and I" Toby is someone else)
+_RELATION_FIRST = re.compile(rf"\b{_MINE}({_RELATIONS})(?:\s+({_NAME})|,\s+({_NAME})(?=,))")
 _SENTENCE_MARKS = ".!?\n\"\u201c:"
 # Capitalised words that are no entity: sentence openers, pronouns, weekdays and months
 # (times are handled by ``valid_from`` and query dates), interjections.
@@ -55,6 +85,7 @@ class Entity(NamedTuple):
     key: str
     kind: str
     subject: bool = False
+    aliases: tuple[str, ...] = ()  # other names this memory gives it ("Mel", "sister")
 
 
 def entity_key(name: str) -> str:
@@ -88,6 +119,10 @@ def extract_entities(text: str) -> list[Entity]:
     if m := _SPEAKER.match(text):
         keep(m.group(1), "person", subject=True)
         body = text[m.end():]
+    aliases = _aliases(body)
+    # A name at a sentence's start counts when it has an alias; a relation makes a person.
+    for name, alias in sorted(aliases, key=lambda pair: not pair[1].islower()):
+        keep(name, "person" if alias.islower() else "name")
     for m in _QUOTED.finditer(body):
         if any(c.isalpha() for c in m.group(1)):
             keep(m.group(1), "title")
@@ -98,10 +133,54 @@ def extract_entities(text: str) -> list[Entity]:
         if len(words) == 1 and _starts_sentence(body, m.start()) and \
                 not words[0].endswith(("'s", "\u2019s")):
             continue  # unless possessive: "Melanie's kids"
-        while words and words[0].lower() in _NOT_NAMES:
-            words = words[1:]
-        while words and words[-1].lower() in _NOT_NAMES:
-            words = words[:-1]
-        if words:
-            keep(" ".join(words), "name")
-    return list(found.values())
+        if name := _trimmed(" ".join(words)):
+            keep(name, "name")
+    return _with_aliases(found, aliases)
+
+
+def _trimmed(name: str) -> str:
+    """A name without common words at either end ("Hi Robert" is Robert)."""
+    words = name.rstrip(".").split()
+    while words and words[0].lower() in _NOT_NAMES:
+        words = words[1:]
+    while words and words[-1].lower() in _NOT_NAMES:
+        words = words[:-1]
+    return " ".join(words)
+
+
+def _aliases(body: str) -> list[tuple[str, str]]:
+    """(name, alias) pairs the text states: parentheticals, appositions, relations."""
+    lowered = body.lower()
+    patterns = [pattern for may, pattern in (
+        ("(" in body, _PARENTHESIS), (", or " in body, _OR),
+        (any(w in lowered for w in _AKA_WORDS), _AKA)) if may]
+    relation = _RELATION.search(lowered) is not None
+    if relation:
+        patterns += _RELATION_AFTER
+    pairs = [(m.group(1), m.group(2)) for pattern in patterns for m in pattern.finditer(body)]
+    if relation:
+        pairs += [(m.group(2) or m.group(3), m.group(1))
+                  for m in _RELATION_FIRST.finditer(body)]
+    out: list[tuple[str, str]] = []
+    for name, alias in pairs:
+        name = _trimmed(name)
+        alias = alias.lower() if alias.islower() else _trimmed(alias)
+        if name and alias and entity_key(name) != entity_key(alias) and \
+                entity_key(alias) not in _NOT_NAMES:
+            out.append((name, alias))
+    return out
+
+
+def _with_aliases(found: dict[str, Entity], aliases: list[tuple[str, str]]) -> list[Entity]:
+    """The entities with their aliases; a name seen only as another's alias is no entity
+    of its own ("Robert, or Bob," is one person)."""
+    given: dict[str, list[str]] = {}
+    for name, alias in aliases:
+        key = entity_key(name)
+        if key in found and len(given.get(key, ())) < MAX_ALIASES:
+            given.setdefault(key, [])
+            if entity_key(alias) not in map(entity_key, given[key]):
+                given[key].append(alias)
+    alias_keys = {entity_key(a) for names in given.values() for a in names}
+    return [e._replace(aliases=tuple(given.get(key, ())))
+            for key, e in found.items() if e.subject or key not in alias_keys or key in given]

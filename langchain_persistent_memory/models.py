@@ -167,7 +167,9 @@ class AddOp(BaseModel):
     valid_from: datetime | None = None
     id: str | None = None
     embedding: list[float] | None = Field(default=None, repr=False)
-    entities: Any = None  # names the fact mentions besides those found in its text
+    # names the fact mentions besides those found in its text: "Melanie", or
+    # {"name": "Melanie", "aliases": ["Mel"]} with other names for it
+    entities: Any = None
     provenance: Provenance | None = None
 
 

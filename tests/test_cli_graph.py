@@ -21,6 +21,15 @@ def test_graph_lists_entities_links_and_memories(lpm: Run) -> None:
     assert "Sweden\tname\t2" in table and "Oslo" not in table  # bob's are never shown
 
 
+def test_graph_shows_aliases(lpm: Run) -> None:
+    add(lpm, "Caroline: my sister Anna (Annie) is here", "alice")
+    add(lpm, "Bob: my sister Eva is here", "bob")
+    rows = {r["key"]: r for r in json_lines(lpm("graph", "-u", "alice", "--json"))}
+    assert rows["anna"]["aliases"] == ["Annie", "sister"] and rows["caroline"]["aliases"] == []
+    table = lpm("graph", "-u", "alice").stdout
+    assert "Anna\tperson\t1\taka Annie, sister" in table and "Eva" not in table
+
+
 def test_graph_follows_forget_and_says_when_empty(lpm: Run) -> None:
     memory = add(lpm, "Caroline: I moved here from Sweden", "alice")
     lpm("forget", memory["id"], "-u", "alice")

@@ -34,7 +34,7 @@ def test_the_entities_field_is_one_optional_list_per_operation() -> None:
     schema = MemoryOperations.model_json_schema()
     action = schema["$defs"]["MemoryAction"]["properties"]["entities"]
     assert "entities" not in schema["$defs"]["MemoryAction"].get("required", [])
-    assert len(json.dumps(action)) < 250  # a small addition to every prompt's schema
+    assert len(json.dumps(action)) < 300  # a small addition to every prompt's schema
 
 
 def test_store_ops_refuse_malformed_entity_lists(store: MemoryStore) -> None:

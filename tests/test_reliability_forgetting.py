@@ -38,12 +38,17 @@ def _fill(store: MemoryStore) -> None:
         if i % 3 == 0:
             store.delete(memory.id, user_id=VICTIM)
     store.add(f"{MARK}son: I met {MARK}ina in Paris", user_id=VICTIM)  # speaker, name
+    store.add(f"I met my friend Ella (Mel{MARK}) in Rome", user_id=VICTIM)  # an alias
     assert store.search(f"{MARK} tulips7", user_id=VICTIM, k=1, mode="keyword")
     with store.engine.connect() as conn:  # positive control: entities and links were written
         for table in ("lpm_entities", "lpm_memory_entities"):
             rows = conn.execute(text(f"SELECT * FROM {table} WHERE user_id = :u"),
                                 {"u": VICTIM}).all()
             assert any(MARK.lower() in str(r).lower() for r in rows), table
+        aliases = conn.execute(text("SELECT aliases FROM lpm_memory_entities "
+                                    "WHERE user_id = :u AND entity_key = 'ella'"),
+                               {"u": VICTIM}).scalar_one()
+        assert f"Mel{MARK}" in str(aliases), aliases  # JSON text on SQLite, a list on PG
 
 
 def _raw_hits(folder: Path, needle: str) -> dict[str, int]:
@@ -68,7 +73,7 @@ def test_forget_user_leaves_no_trace_in_sqlite_files(tmp_path: Path) -> None:
     assert _raw_hits(folder, MARK)  # positive control: the scan finds text before forgetting
     assert _raw_hits(folder, VICTIM)
 
-    assert store.forget_user(VICTIM) == 2 + 60 - 20 + 1
+    assert store.forget_user(VICTIM) == 2 + 60 - 20 + 2
     store.export_jsonl(folder / "export.jsonl")
     assert other.search("garden", user_id=VICTIM) == []  # the other one sees it at once
     assert other.index_info(VICTIM).users_loaded == 0
@@ -162,8 +167,8 @@ def test_forget_user_with_a_reader_in_another_process_raises_and_stalls_nobody(
         took = time.monotonic() - started
         writer.join()
         assert took < 8, f"forget_user waited {took:.1f} s for the reader"
-        # 2 garden-plan versions, 60 facts less the 20 deleted, 1 entity sentence
-        assert caught.value.removed == 2 + 60 - 20 + 1 and caught.value.wal_frames > 0
+        # 2 garden-plan versions, 60 facts less the 20 deleted, 2 entity sentences
+        assert caught.value.removed == 2 + 60 - 20 + 2 and caught.value.wal_frames > 0
         assert "read transaction" in str(caught.value) and caught.value.user_id == VICTIM
         assert max(stalls) < 3, stalls  # other users' writes never wait for the reader
         assert store.count(VICTIM, include_superseded=True) == 0  # the rows are gone anyway

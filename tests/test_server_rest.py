@@ -171,13 +171,14 @@ def test_jobs_are_tenant_scoped(acme: httpx.Client, beta: httpx.Client) -> None:
 
 def test_user_entities_are_listed_per_user_and_tenant(acme: httpx.Client,
                                                       beta: httpx.Client) -> None:
-    made = acme.post("/v1/memories", json={"user_id": "hana",
-                                           "content": "Hana: I flew to Kyoto with Emi"}).json()
+    made = acme.post("/v1/memories", json={
+        "user_id": "hana", "content": "Hana: I flew to Kyoto with Emi (Emiko)"}).json()
     beta.post("/v1/memories", json={"user_id": "hana", "content": "Hana: I love Lisbon"})
     rows = acme.get("/v1/users/hana/entities").json()["entities"]
     assert {r["key"]: r["memory_ids"] for r in rows} == {
         "hana": [made["id"]], "kyoto": [made["id"]], "emi": [made["id"]]}
     assert next(r for r in rows if r["key"] == "hana")["kind"] == "person"
+    assert {r["key"]: r["aliases"] for r in rows} == {"hana": [], "kyoto": [], "emi": ["Emiko"]}
     assert acme.get("/v1/users/nobody/entities").json() == {"entities": []}
     acme.delete(f"/v1/memories/{made['id']}", params={"user_id": "hana"})
     assert acme.get("/v1/users/hana/entities").json() == {"entities": []}

@@ -198,7 +198,7 @@ def test_a_version_2_database_is_upgraded_in_place(store_url: str, tmp_path: Pat
         assert "ix_lpm_memories_user_hash" in names
         assert not names & {"ix_lpm_memories_user", "ix_lpm_memories_hash"}
         with store.engine.connect() as conn:
-            assert read_meta(conn)["schema_version"] == str(SCHEMA_VERSION) == "7"
+            assert read_meta(conn)["schema_version"] == str(SCHEMA_VERSION) == "8"
         tables = inspect(store.engine).get_table_names()
         assert {"lpm_entities", "lpm_memory_entities", "lpm_provenance"} <= set(tables)  # v5, v6
         again = store.add("Alice keeps bees", user_id="alice", category="hobby")

@@ -125,7 +125,7 @@ def test_a_version_6_database_gains_message_ids_and_keeps_its_provenance(
             write_meta(conn, "schema_version", "6")
     with MemoryStore(store_url, embeddings=HashEmbeddings()) as store:
         with store.engine.connect() as conn:
-            assert read_meta(conn)["schema_version"] == "7"
+            assert read_meta(conn)["schema_version"] == "8"
         got = store.get(old.id, user_id="alice", with_provenance=True).provenance
         assert got is not None and got.message_ids == [] and got.positions == [2]
         new = store.add("The user likes tea", user_id="alice", provenance=FROM_TURN)

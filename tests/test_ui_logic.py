@@ -191,7 +191,7 @@ def test_entity_view_lists_entities_and_the_memories_behind_each(store: MemorySt
     store.add("Caroline: pottery class tonight", user_id="u")
     rows = store.entities("u")
     frame = entities_frame(rows)
-    assert list(frame.columns) == ["entity", "kind", "memories", "about"]
+    assert list(frame.columns) == ["entity", "also called", "kind", "memories", "about"]
     table = {r["entity"]: (r["kind"], r["memories"], r["about"])
              for r in frame.to_dict("records")}
     assert table == {"Caroline": ("person", 2, 2), "Melanie": ("person", 2, 1),
@@ -203,3 +203,7 @@ def test_entity_view_lists_entities_and_the_memories_behind_each(store: MemorySt
                                           if m.content.startswith("Caroline:")]
     assert trip in shown
     assert entities_frame([]).empty
+    store.add("Caroline: Melanie (Mel) made a bowl", user_id="u")
+    aliases = {r["entity"]: r["also called"] for r in entities_frame(
+        store.entities("u")).to_dict("records")}
+    assert aliases["Melanie"] == "Mel" and aliases["Sweden"] == ""

@@ -21,7 +21,8 @@ def graph(ctx: typer.Context,
               "--all", "-a", help="Also count superseded memories' links.")] = False,
           limit: Annotated[int, typer.Option(
               "--limit", "-n", min=1, help="Show at most this many entities.")] = 50) -> None:
-    """Entities of a user (people, names, titles), most often named first, with counts."""
+    """Entities of a user (people, names, titles), most often named first, with counts
+    and aliases."""
     with store_for(ctx, needs_embeddings=False) as store:
         rows = store.entities(user, include_superseded=include_superseded)
     links = sum(len(r.memory_ids) for r in rows)
@@ -29,7 +30,7 @@ def graph(ctx: typer.Context,
         for row in rows[:limit]:
             typer.echo(to_json({"key": row.key, "name": row.name, "kind": row.kind,
                                 "memories": len(row.memory_ids),
-                                "subject_of": row.subject_of,
+                                "subject_of": row.subject_of, "aliases": list(row.aliases),
                                 "memory_ids": list(row.memory_ids)}))
         return
     if not rows:
@@ -38,7 +39,8 @@ def graph(ctx: typer.Context,
     typer.echo(f"{len(rows)} entities, {links} links")
     for row in rows[:limit]:
         about = f" (about: {row.subject_of})" if row.subject_of else ""
-        typer.echo(f"{safe(row.name)}\t{row.kind}\t{len(row.memory_ids)}{about}")
+        also = f"\taka {', '.join(safe(a) for a in row.aliases)}" if row.aliases else ""
+        typer.echo(f"{safe(row.name)}\t{row.kind}\t{len(row.memory_ids)}{about}{also}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ Shapes are made lenient first (:mod:`.recover`); these checks are strict.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from typing import Any
@@ -16,8 +17,8 @@ from typing import Any
 from ..errors import ExtractionError, InvalidInputError
 from ..validation import check_content, check_label
 
-__all__ = ["Limits", "PlannedOp", "check_category", "check_date", "check_entity_names",
-           "check_fact", "check_importance", "check_items"]
+__all__ = ["EntityName", "Limits", "PlannedOp", "check_category", "check_date",
+           "check_entity_names", "check_fact", "check_importance", "check_items"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class PlannedOp:
     evidence_role: str | None = None
     evidence_position: int | None = None  # index of its message in the caller's list
     evidence_message_id: str | None = None
-    entities: tuple[str, ...] = ()  # names the model says the fact mentions, found in it
+    entities: tuple[EntityName, ...] = ()  # names the model says the fact mentions (found
+    # in it), each with the aliases the user said for it
 
 
 def check_items(items: list[Any], key: str, limits: Limits) -> list[dict[str, Any]]:
@@ -84,17 +86,45 @@ def check_category(value: Any, where: str, limits: Limits) -> str | None:
 
 
 _MAX_ENTITY_NAMES = 24
+_MAX_ALIASES = 8
+_NAME_WITH_ALIASES = re.compile(r"^(.+?)\s*\(([^()]+)\)$")  # "Melanie (Mel, Mellie)"
+_OWNER = re.compile(r"^(?:my|our|his|her|their|the user's|user's)\s+", re.IGNORECASE)
+
+# An entity the model named: its name, as in the fact, and other names for it (aliases).
+EntityName = tuple[str, tuple[str, ...]]
 
 
-def check_entity_names(value: Any, content: str | None) -> tuple[str, ...]:
+def _entity_item(value: Any) -> EntityName | None:
+    """``"Name"``, ``"Name (alias, alias)"`` or ``{"name": ..., "aliases": [...]}``."""
+    if isinstance(value, dict):
+        name, aliases = value.get("name"), value.get("aliases") or []
+        if not isinstance(name, str) or not isinstance(aliases, list):
+            return None
+    elif isinstance(value, str):
+        name, aliases = value, []
+        if (m := _NAME_WITH_ALIASES.match(value.strip())) is not None:
+            name, aliases = m.group(1), m.group(2).split(",")
+    else:
+        return None
+    cleaned = (_OWNER.sub("", " ".join(a.split())) for a in aliases if isinstance(a, str))
+    return " ".join(name.split()), tuple(dict.fromkeys(
+        a for a in cleaned if a and len(a) <= 100))[:_MAX_ALIASES]
+
+
+def check_entity_names(value: Any, content: str | None) -> tuple[EntityName, ...]:
     """The model's entity names that the fact's text really contains (others are dropped:
-    the list is a hint for linking, never a reason to refuse the operation)."""
+    the list is a hint for linking, never a reason to refuse the operation), each with
+    the aliases given for it (kept only if the user said them: see ``extract.ground``)."""
     if not isinstance(value, list) or content is None:
         return ()
     text = content.lower()
-    names = [" ".join(v.split()) for v in value if isinstance(v, str)]
-    found = [n for n in names if n and len(n) <= 100 and n.lower() in text]
-    return tuple(dict.fromkeys(found))[:_MAX_ENTITY_NAMES]
+    found: dict[str, tuple[str, ...]] = {}
+    for item in value:
+        entity = _entity_item(item)
+        if entity is not None and entity[0] and len(entity[0]) <= 100 and \
+                entity[0].lower() in text and entity[0] not in found:
+            found[entity[0]] = entity[1]
+    return tuple(found.items())[:_MAX_ENTITY_NAMES]
 
 
 def check_importance(value: Any, where: str) -> float | None:

@@ -137,6 +137,16 @@ class Evidence:
     def __init__(self, grounds: Sequence[TurnMessage]) -> None:
         self._sources = [(m, *_normalised(m.text)) for m in grounds]
 
+    def said_by_user(self, words: str) -> bool:
+        """Whether a user message of the turn has ``words`` as whole words (an alias the
+        model gives must be one the user used)."""
+        needle = _needle(words)
+        if not needle:
+            return False
+        pattern = re.compile(rf"(?<!\w){re.escape(needle)}(?!\w)")
+        return any(message.role == "user" and pattern.search(text)
+                   for message, text, _ in self._sources)
+
     def source_of(self, evidence: Any) -> TurnMessage | None:
         """The message the evidence was found in (user messages first), else None."""
         if not isinstance(evidence, str):
@@ -185,7 +195,9 @@ def ground(op: PlannedOp, item: dict[str, Any], where: str, evidence: Evidence,
     return PlannedOp(op=op.op, handle=op.handle, content=op.content, category=op.category,
                      importance=op.importance, valid_from=op.valid_from, evidence=text,
                      evidence_role=source.role, evidence_position=source.position,
-                     evidence_message_id=source.id, entities=op.entities)
+                     evidence_message_id=source.id,
+                     entities=tuple((name, tuple(a for a in aliases if evidence.said_by_user(a)))
+                                    for name, aliases in op.entities))
 
 
 def validate_facts(payload: Any, raw_text: str, evidence: Evidence, *, turn_time: datetime,

@@ -40,9 +40,10 @@ class MemoryAction(BaseModel):
     valid_from: str | None = Field(default=None, description="YYYY-MM-DD when the fact became "
                                    "true, if the conversation says or implies it")
     evidence: str | None = Field(default=None, description=EVIDENCE)
-    entities: list[str] | None = Field(default=None, description="Names of the people, "
-                                       "places, organisations and titles the fact mentions, "
-                                       "as written in it")
+    entities: list[str] | None = Field(default=None, description="Names of people, places, "
+                                       "organisations, titles the fact mentions, as written "
+                                       "in it; a name the user also used, in parentheses: "
+                                       "\"Anna (my sister)\"")
 
 
 class MemoryOperations(BaseModel):

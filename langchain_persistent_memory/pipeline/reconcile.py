@@ -36,7 +36,7 @@ from .results import MemoryChange
 __all__ = ["PROMPT_VERSION", "Provenance", "changes", "describe_memories", "to_store_ops",
            "validate_operations"]
 
-PROMPT_VERSION = "2026-11-entities-1"
+PROMPT_VERSION = "2026-11-aliases-1"
 _OPS = {"ADD", "UPDATE", "SUPERSEDE", "DELETE", "NONE"}
 _NEEDS_HANDLE = {"UPDATE", "SUPERSEDE", "DELETE"}
 _NEEDS_CONTENT = {"ADD", "UPDATE", "SUPERSEDE"}
@@ -142,6 +142,12 @@ class Provenance:
             trust="user" if op.evidence_role == "user" else "low")
 
 
+def _store_entities(p: PlannedOp) -> list[Any]:
+    """The op's entities as the store takes them: a name, or a name with its aliases."""
+    return [name if not aliases else {"name": name, "aliases": list(aliases)}
+            for name, aliases in p.entities]
+
+
 def to_store_ops(plan: Sequence[PlannedOp], handles: dict[str, Memory], *, timestamp: datetime,
                  provenance: Provenance) -> tuple[list[Operation], list[MemoryChange]]:
     """Store operations for a validated plan, and the no-op changes (NONE, duplicates)."""
@@ -169,7 +175,7 @@ def to_store_ops(plan: Sequence[PlannedOp], handles: dict[str, Memory], *, times
                              agent_id=provenance.agent_id, session_id=provenance.session_id,
                              valid_from=p.valid_from or timestamp,
                              metadata=provenance.metadata(), provenance=provenance.record(p),
-                             entities=list(p.entities)))
+                             entities=_store_entities(p)))
         elif p.op == "UPDATE":
             assert target is not None
             if p.content == target.content and p.category in (None, target.category) \
@@ -180,14 +186,14 @@ def to_store_ops(plan: Sequence[PlannedOp], handles: dict[str, Memory], *, times
                                 importance=p.importance,
                                 metadata=provenance.metadata(dict(target.metadata)),
                                 provenance=provenance.record(p),
-                                entities=list(p.entities)))
+                                entities=_store_entities(p)))
         elif p.op == "SUPERSEDE":
             assert target is not None
             ops.append(SupersedeOp(memory_id=target.id, content=p.content, category=p.category,
                                    importance=p.importance, metadata=provenance.metadata(),
                                    valid_from=p.valid_from or timestamp,
                                    provenance=provenance.record(p),
-                                   entities=list(p.entities)))
+                                   entities=_store_entities(p)))
         else:  # DELETE
             assert target is not None
             ops.append(DeleteOp(memory_id=target.id, reason="forgotten by the memory pipeline",

@@ -3,8 +3,9 @@
 Pure functions over what the store holds per user (each memory's subject and mentioned
 entity keys, and which memories mention a key); no I/O, nothing of ``store/``.
 
-* The query's entities are the user's known entity keys found among the query's word
-  n-grams, so "what does melanie like" finds "melanie" without capitals.
+* The query's entities are the user's known entity keys and aliases found among the
+  query's word n-grams, so "what does melanie like" finds "melanie" without capitals and
+  "what does my sister like" finds Anna when a memory said "my sister Anna".
 * A memory whose subject (its speaker) is a query entity gains ``entity_weight`` of its
   relevance; one that only mentions one gains half of that.
 * The topic: a query naming an entity ("What activities does Melanie do?") is mostly the
@@ -41,9 +42,12 @@ _NAME_REFLECTION = 2.0
 _PUNCTUATION = ".,;:!?\"'()[]{}\u201c\u201d\u2018\u2019"
 
 
-def query_entities(query: str, known: Callable[[str], bool]) -> set[str]:
-    """Keys of the user's entities named in ``query`` (longest match wins per position)."""
-    return set(_split_names(query, known)[0])
+def query_entities(query: str, known: Callable[[str], bool],
+                   resolve: Callable[[str], Collection[str]] | None = None) -> set[str]:
+    """Keys of the user's entities named in ``query`` (longest match wins per position);
+    ``resolve`` maps a matched name to the entities it means (an alias to its entity)."""
+    found = _split_names(query, known)[0]
+    return set(found) if resolve is None else {key for name in found for key in resolve(name)}
 
 
 def _split_names(query: str, known: Callable[[str], bool]) -> tuple[list[str], list[str]]:

@@ -86,6 +86,10 @@ class CandidatePool(Protocol):
         """Whether some memory of the user names the entity ``key``."""
         ...
 
+    def entity_keys(self, key: str) -> set[str]:
+        """The entities a known name means: itself, and those it is an alias of."""
+        ...
+
     def entity_members(self, key: str, limit: int) -> list[int] | None:
         """The visible memories naming ``key`` (subject or mention); None if over ``limit``."""
         ...
@@ -109,7 +113,7 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
     ids = list(dict.fromkeys([*dense, *keyword]))
     if not ids:
         return []
-    wanted = query_entities(query, pool.knows_entity) \
+    wanted = query_entities(query, pool.knows_entity, pool.entity_keys) \
         if options.entity_weight > 0 or options.hop_weight > 0 else set()
     for key in sorted(wanted):  # the few memories naming an uncommon entity are candidates
         ids += [pk for pk in pool.entity_members(key, _ENTITY_CANDIDATES) or ()

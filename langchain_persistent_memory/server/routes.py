@@ -207,7 +207,8 @@ async def user_entities(user_id: str, ctx: Ctx,
     rows = await in_thread(ctx.store.entities, user_id, include_superseded=include_superseded)
     return JSONResponse({"entities": [
         {"key": r.key, "name": r.name, "kind": r.kind, "memories": len(r.memory_ids),
-         "subject_of": r.subject_of, "memory_ids": list(r.memory_ids)} for r in rows]})
+         "subject_of": r.subject_of, "aliases": list(r.aliases),
+         "memory_ids": list(r.memory_ids)} for r in rows]})
 
 
 @router.delete("/v1/users/{user_id:path}", tags=["users"])

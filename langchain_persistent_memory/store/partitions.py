@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..entities import entity_key
 from ..errors import EmbeddingMismatchError, InvalidInputError
 from ..retrieval.dates import mentions_time
 from ..retrieval.hybrid import Facts
@@ -78,6 +79,9 @@ class UserPartition:
         self.is_current: dict[int, bool] = {}
         self.by_digest: dict[str, int] = {}  # content hash -> pk, current memories
         self.by_entity: dict[str, set[int]] = {}  # entity key -> memories naming it
+        # alias key -> entity key -> how many memories give that alias ("mel" -> "melanie")
+        self.by_alias: dict[str, dict[str, int]] = {}
+        self.alias_links: dict[int, tuple[tuple[str, str], ...]] = {}  # pk -> (alias, key)
         self.lock = threading.RLock()
 
     def upsert(self, rows: Iterable[LoadedRow]) -> None:
@@ -99,13 +103,20 @@ class UserPartition:
             analysed = analyse_many([r[2] for r in rows])
             for (pk, session, content, when, importance, current, digest, _, links), stats \
                     in zip(rows, analysed):
-                subject = next((key for key, about in links if about), None)
+                subject = next((key for key, about, _ in links if about), None)
                 self.facts[pk] = Facts(session, when, importance, is_question(content),
-                                       subject, frozenset(key for key, _ in links
+                                       subject, frozenset(key for key, _, _ in links
                                                           if key != subject),
                                        mentions_time(content))
-                for key, _ in links:
+                for key, _, _ in links:
                     self.by_entity.setdefault(key, set()).add(pk)
+                named = tuple(dict.fromkeys((entity_key(alias), key) for key, _, aliases
+                                            in links for alias in aliases))
+                if named:
+                    self.alias_links[pk] = named
+                    for alias, key in named:
+                        counts = self.by_alias.setdefault(alias, {})
+                        counts[key] = counts.get(key, 0) + 1
                 self.is_current[pk] = current
                 self.keywords.add(pk, stats)
                 if current:
@@ -129,6 +140,13 @@ class UserPartition:
                         if not holders:
                             del self.by_entity[key]
                 del self.is_current[pk]
+                for alias, key in self.alias_links.pop(pk, ()):
+                    counts = self.by_alias[alias]
+                    counts[key] -= 1
+                    if not counts[key]:
+                        del counts[key]
+                        if not counts:
+                            del self.by_alias[alias]
             if self.by_digest:
                 dropped = set(gone)
                 self.by_digest = {h: pk for h, pk in self.by_digest.items()
@@ -150,6 +168,11 @@ class UserPartition:
         """Every memory's (subject, other entity keys) as ranking sees them, for checks."""
         with self.lock:
             return {pk: (f.subject, f.mentions) for pk, f in self.facts.items()}
+
+    def alias_keys(self) -> dict[int, frozenset[tuple[str, str]]]:
+        """Every memory's (alias key, entity key) pairs as ranking sees them, for checks."""
+        with self.lock:
+            return {pk: frozenset(pairs) for pk, pairs in self.alias_links.items()}
 
     def size(self) -> int:
         return len(self.facts)
@@ -248,7 +271,15 @@ class PartitionView:
         return list(dict.fromkeys(out))
 
     def knows_entity(self, key: str) -> bool:
-        return key in self._part.by_entity
+        return key in self._part.by_entity or key in self._part.by_alias
+
+    def entity_keys(self, key: str) -> set[str]:
+        """The entities a name in a query means: the entity ``key`` and those it is an
+        alias of ("mel" -> melanie, "sister" -> anna)."""
+        found = set(self._part.by_alias.get(key, ()))
+        if key in self._part.by_entity:
+            found.add(key)
+        return found
 
     def entity_members(self, key: str, limit: int) -> list[int] | None:
         holders = self._part.by_entity.get(key, ())

@@ -11,6 +11,7 @@ reset that here: there is none). Every statement names the user.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -29,8 +30,9 @@ __all__ = ["EntityLinks", "LoadedRow", "Reader"]
 _MMAP_BYTES = 1 << 31  # SQLite caps it at its compile-time maximum (2 GB by default)
 _ROW_NAMES = [c.name for c in MEMORY_COLUMNS]
 
-# A memory's entity links as stored in ``lpm_memory_entities``: (entity key, is subject)
-EntityLinks = tuple[tuple[str, bool], ...]
+# A memory's entity links as stored in ``lpm_memory_entities``: (entity key, is subject,
+# the aliases this memory gives it)
+EntityLinks = tuple[tuple[str, bool, tuple[str, ...]], ...]
 # (pk, session_id, content, valid_from, importance, current, content_hash, vector, links)
 LoadedRow = tuple[int, str | None, str, datetime, float, bool, str, np.ndarray, EntityLinks]
 
@@ -54,7 +56,7 @@ class Reader:
         self._load_sql = (f"SELECT pk, session_id, content, valid_from, importance, "
                           f"valid_to IS NULL, content_hash, embedding FROM {memories.name} "
                           f"WHERE user_id = {mark}")
-        self._links_sql = (f"SELECT memory_pk, entity_key, subject FROM "
+        self._links_sql = (f"SELECT memory_pk, entity_key, subject, aliases FROM "
                            f"{memory_entities.name} WHERE user_id = {mark}")
         self._hash_sql = (f"SELECT content_hash, embedding FROM {memories.name} WHERE "
                           f"user_id = {mark} AND valid_to IS NULL AND content_hash ")
@@ -114,9 +116,12 @@ class Reader:
         if version is None:
             return None, []
         rows = self._fetch(self._load_sql, (user_id,))
-        links: dict[int, list[tuple[str, bool]]] = {}
-        for pk, key, subject in sorted(self._fetch(self._links_sql, (user_id,))):
-            links.setdefault(int(pk), []).append((key, bool(subject)))
+        links: dict[int, list[tuple[str, bool, tuple[str, ...]]]] = {}
+        for pk, key, subject, aliases in sorted(self._fetch(self._links_sql, (user_id,)),
+                                                key=lambda r: (r[0], r[1])):
+            if isinstance(aliases, str):  # SQLite returns the JSON text
+                aliases = json.loads(aliases)
+            links.setdefault(int(pk), []).append((key, bool(subject), tuple(aliases or ())))
         return version, [(int(pk), session, content, to_utc(when), float(importance),
                           bool(current), digest, np.frombuffer(blob, dtype="<f4"),
                           tuple(links.get(int(pk), ())))

@@ -156,6 +156,10 @@ memory_entities = Table(
     Column("entity_key", String(256), primary_key=True),
     Column("user_id", String(256), nullable=False),
     Column("subject", Integer, nullable=False),  # 1: the memory is about it (its speaker)
+    # v8: other names this memory gives the entity ("Mel", "sister"); NULL: none. Kept per
+    # link, so an alias goes with the memory that gave it (delete, supersede, forget).
+    Column("aliases", JSON(none_as_null=True).with_variant(JSONB(none_as_null=True),
+                                                            "postgresql")),
     Index("ix_lpm_memory_entities_user_key", "user_id", "entity_key"),
 )
 
@@ -189,7 +193,7 @@ _changes = Table(
     Column("op", String(8), nullable=False),
 )
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 Migration = Callable[[Connection], None]
 
@@ -302,9 +306,19 @@ def _v7_message_ids(conn: Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE {provenance.name} ADD COLUMN message_ids {kind}")
 
 
+def _v8_entity_aliases(conn: Connection) -> None:
+    """``lpm_memory_entities.aliases``: the other names a memory gives an entity. Links
+    written before it have none (NULL, read as ``[]``); a database that v5 created with
+    this release already has the column."""
+    if any(c["name"] == "aliases" for c in inspect(conn).get_columns(memory_entities.name)):
+        return
+    kind = "JSONB" if conn.dialect.name != "sqlite" else "JSON"
+    conn.exec_driver_sql(f"ALTER TABLE {memory_entities.name} ADD COLUMN aliases {kind}")
+
+
 # MIGRATIONS[i] upgrades a database from version i to i + 1. Append, never edit.
 MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5_entities, _v6_provenance,
-                              _v7_message_ids]
+                              _v7_message_ids, _v8_entity_aliases]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -7,13 +7,18 @@ included), then every history event, each tagged by ``"type"``::
      "embedding_model": "...", "embedding_dim": 384, "user_id": null,
      "memories": 2, "events": 3, "exported_at": "2026-01-01T00:00:00+00:00"}
     {"type": "memory", "id": "...", "user_id": "alice", "content": "...", ...,
-     "content_hash": "...", "embedding": "<base64 of little-endian float32>"}
+     "content_hash": "...", "embedding": "<base64 of little-endian float32>",
+     "entities": [{"name": "Melanie", "kind": "person", "subject": true,
+                   "aliases": ["Mel"]}]}
     {"type": "event", "memory_id": "...", "user_id": "alice", "event": "ADD", ...}
 
 Why this shape: vectors travel with the text so a restore never calls the embedding model;
 history travels too (including events of deleted memories) so an export is a full backup; the
 header names the model, so vectors are never mixed with another model's, and carries counts,
-so a truncated file is refused instead of half-restored.
+so a truncated file is refused instead of half-restored. Each memory carries its entity links
+(the extractor's and a chat model's names, subject or mention, aliases), restored as they
+were; links live under the memory's own user, so a file cannot link one user's memory to
+another's entity. A file without ``entities`` (older exports) gets them from the text.
 
 Import validates the whole file before writing anything, then commits one transaction per
 chunk, each appending to the change log so every process's index sees the new rows.
@@ -32,11 +37,12 @@ import numpy as np
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from ..entities import Entity
 from ..errors import EmbeddingMismatchError, InvalidInputError
 from ..validation import check_embeddings, check_user_id
 from .embedding import normalize_rows
 from .engine import is_sqlite, run_write
-from .entity_rows import link_memories
+from .entity_rows import link_memories, links_of, restore_links
 from .files import atomic_write
 from .origins import PROVENANCE_FIELDS
 from .rows import encode_vector
@@ -88,9 +94,14 @@ def _write_snapshot(engine: Engine, now: datetime, out: IO[str], user_id: str | 
                 "exported_at": iso(now),
             }))
             streaming = conn.execution_options(stream_results=True, yield_per=_CHUNK)
+            batch: list[Any] = []
             for row in streaming.execute(select(memories).where(*mem_where)
                                          .order_by(memories.c.pk)):
-                out.write(dumps(memory_line(row)))
+                batch.append(row)
+                if len(batch) == _CHUNK:
+                    _write_memories(conn, batch, out)
+                    batch = []
+            _write_memories(conn, batch, out)
             events = (select(history, *(provenance.c[name].label("p_" + name)
                                         for name in PROVENANCE_FIELDS))
                       .outerjoin(provenance, provenance.c.event_id == history.c.id)
@@ -98,6 +109,15 @@ def _write_snapshot(engine: Engine, now: datetime, out: IO[str], user_id: str | 
             for row in streaming.execute(events):
                 out.write(dumps(event_line(row)))
     return int(n_mem)
+
+
+def _write_memories(conn: Connection, rows: list[Any], out: IO[str]) -> None:
+    """Memory lines with their entity links (one query per user of the batch)."""
+    links: dict[int, list[Entity]] = {}
+    for user_id in sorted({row.user_id for row in rows}):
+        links.update(links_of(conn, user_id, [r.pk for r in rows if r.user_id == user_id]))
+    for row in rows:
+        out.write(dumps(memory_line(row, links.get(row.pk, []))))
 
 
 def export_jsonl(engine: Engine, clock: Callable[[], datetime],
@@ -282,15 +302,24 @@ def _fill_vectors(store: Writer, mems: list[MemoryRecord]) -> None:
         m.values["embedding"] = encode_vector(m.vector)
 
 
-def _link_imported(conn: Connection, ids: list[str]) -> None:
-    """Entities of imported memories: derived from their text, like every add's."""
-    by_user: dict[str, list[tuple[int, str]]] = {}
-    for pk, user_id, content in conn.execute(
-            select(memories.c.pk, memories.c.user_id, memories.c.content)
-            .where(memories.c.id.in_(ids)).order_by(memories.c.pk)):
-        by_user.setdefault(user_id, []).append((pk, content))
-    for user_id, texts in by_user.items():
+def _link_imported(conn: Connection, mems: list[MemoryRecord]) -> None:
+    """Entities of imported memories: the file's links (each memory's, written for its own
+    user), or for an older export without them, derived from the text like every add's."""
+    given = {m.values["id"]: m.entities for m in mems}
+    derived: dict[str, list[tuple[int, str]]] = {}
+    restored: dict[str, dict[int, list[Entity]]] = {}
+    for pk, memory_id, user_id, content in conn.execute(
+            select(memories.c.pk, memories.c.id, memories.c.user_id, memories.c.content)
+            .where(memories.c.id.in_(list(given))).order_by(memories.c.pk)):
+        links = given[memory_id]
+        if links is None:
+            derived.setdefault(user_id, []).append((pk, content))
+        else:
+            restored.setdefault(user_id, {})[pk] = links
+    for user_id, texts in derived.items():
         link_memories(conn, user_id, texts)
+    for user_id, found in restored.items():
+        restore_links(conn, user_id, found)
 
 
 def _write_chunk(store: Writer, mems: list[MemoryRecord],
@@ -307,7 +336,7 @@ def _write_chunk(store: Writer, mems: list[MemoryRecord],
         versions = {u: bump_version(conn, u) for u in touched}
         if mems:
             conn.execute(insert(memories), [m.values for m in mems])
-            _link_imported(conn, [m.values["id"] for m in mems])
+            _link_imported(conn, mems)
         if events:
             written = conn.execute(
                 insert(history).returning(history.c.id, sort_by_parameter_order=True),

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from ..entities import Entity
 from ..errors import InvalidInputError
 from ..models import EventType, Provenance
 from ..scopes import NamespaceScope, is_namespace_scope
@@ -31,6 +32,7 @@ from ..validation import (
     content_hash,
     to_utc,
 )
+from .entity_rows import check_links
 from .origins import PROVENANCE_FIELDS, provenance_values
 from .rows import decode_vector
 
@@ -42,7 +44,7 @@ FORMAT_VERSION = 1
 
 _MEMORY_KEYS = {"type", "id", "user_id", "agent_id", "session_id", "content", "category",
                 "importance", "created_at", "updated_at", "valid_from", "valid_to",
-                "superseded_by", "metadata", "content_hash", "embedding"}
+                "superseded_by", "metadata", "content_hash", "embedding", "entities"}
 _EVENT_KEYS = {"type", "memory_id", "user_id", "event", "old_content", "new_content",
                "created_at", "metadata", "provenance"}
 _HEADER_KEYS = {"type", "format", "version", "embedding_model", "embedding_dim", "user_id",
@@ -53,7 +55,8 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def memory_line(row: Any) -> dict[str, Any]:
+def memory_line(row: Any, links: list[Entity]) -> dict[str, Any]:
+    """A memory row and its entity links (as stored: the extractor's and the model's)."""
     return {
         "type": "memory", "id": row.id, "user_id": row.user_id, "agent_id": row.agent_id,
         "session_id": row.session_id, "content": row.content, "category": row.category,
@@ -62,6 +65,8 @@ def memory_line(row: Any) -> dict[str, Any]:
         "valid_to": iso(row.valid_to), "superseded_by": row.superseded_by,
         "metadata": row.metadata or {}, "content_hash": row.content_hash,
         "embedding": base64.b64encode(bytes(row.embedding)).decode("ascii"),
+        "entities": [{"name": e.name, "kind": e.kind, "subject": e.subject,
+                      "aliases": list(e.aliases)} for e in links],
     }
 
 
@@ -104,6 +109,7 @@ def dumps(obj: dict[str, Any]) -> str:
 class MemoryRecord:
     values: dict[str, Any]  # column values, embedding blob filled in later if missing
     vector: np.ndarray | None
+    entities: list[Entity] | None = None  # None: an older export, links come from the text
 
 
 @dataclass
@@ -193,7 +199,10 @@ def _parse_memory(obj: dict[str, Any], lineno: int, max_chars: int) -> MemoryRec
         "content_hash": digest,
     }
     raw = obj.get("embedding")
-    return MemoryRecord(values, None if raw is None else _vector(raw, lineno))
+    links = obj.get("entities")
+    return MemoryRecord(values, None if raw is None else _vector(raw, lineno),
+                        None if links is None else
+                        _checked(lineno, lambda: check_links(links, content)))
 
 
 def _parse_event(obj: dict[str, Any], lineno: int) -> dict[str, Any]:

@@ -196,11 +196,14 @@ def apply_edit(store: MemoryStore, memory: Memory, *, content: str, category: st
 
 
 def entities_frame(rows: Sequence[EntityRow]) -> pd.DataFrame:
-    """The entities table: name, kind, how many memories name it and are about it."""
-    return pd.DataFrame({"entity": [r.name for r in rows], "kind": [r.kind for r in rows],
+    """The entities table: name, other names, kind, how many memories name it and are
+    about it."""
+    return pd.DataFrame({"entity": [r.name for r in rows],
+                         "also called": [", ".join(r.aliases) for r in rows],
+                         "kind": [r.kind for r in rows],
                          "memories": [len(r.memory_ids) for r in rows],
                          "about": [r.subject_of for r in rows]},
-                        columns=["entity", "kind", "memories", "about"])
+                        columns=["entity", "also called", "kind", "memories", "about"])
 
 
 def entity_memories(row: EntityRow, memories: Sequence[Memory]) -> list[Memory]:

@@ -12,6 +12,7 @@ import numpy as np
 from sqlalchemy import select
 
 from langchain_persistent_memory import MemoryStore
+from langchain_persistent_memory.entities import entity_key
 from langchain_persistent_memory.store.keyword import analyse
 from langchain_persistent_memory.store.schema import history, memories, memory_entities
 
@@ -37,7 +38,7 @@ def rows_by_id(store: MemoryStore) -> dict[str, RowState]:
 
 def index_mismatches(store: MemoryStore) -> list[str]:
     """Differences between every user's partition and SQL: ids, current flags, exact
-    vectors, keyword statistics and entity links (subject and mentions).
+    vectors, keyword statistics and entity links (subject, mentions and aliases).
 
     Each partition is taken as a search would take it (checked fresh, loaded if missing),
     so a partition this process updated in place is compared as it is.
@@ -48,10 +49,13 @@ def index_mismatches(store: MemoryStore) -> list[str]:
                                    memories.c.embedding)).all()
         link_rows = conn.execute(select(memory_entities.c.memory_pk,
                                         memory_entities.c.entity_key,
-                                        memory_entities.c.subject)).all()
+                                        memory_entities.c.subject,
+                                        memory_entities.c.aliases)).all()
     links: dict[int, tuple[set[str], set[str]]] = {}
-    for pk, key, subject in link_rows:
+    named: dict[int, set[tuple[str, str]]] = {}  # pk -> (alias key, entity key)
+    for pk, key, subject, aliases in link_rows:
         links.setdefault(int(pk), (set(), set()))[0 if subject else 1].add(key)
+        named.setdefault(int(pk), set()).update((entity_key(a), key) for a in aliases or ())
     sql: dict[str, dict[int, tuple[bool, np.ndarray, int]]] = {}
     for pk, user, cur, content, blob in rows:
         sql.setdefault(user, {})[int(pk)] = (bool(cur), np.frombuffer(blob, dtype="<f4"),
@@ -61,6 +65,7 @@ def index_mismatches(store: MemoryStore) -> list[str]:
         part = store.partitions.get(user)
         snap = {} if part is None else part.snapshot()
         held = {} if part is None else part.entity_links()
+        held_aliases = {} if part is None else part.alias_keys()
         for pk in sorted(set(expected) - set(snap)):
             problems.append(f"pk {pk} of {user} in SQL but not in the partition")
         for pk in sorted(set(snap) - set(expected)):
@@ -77,6 +82,8 @@ def index_mismatches(store: MemoryStore) -> list[str]:
             subject, mentions = held[pk]
             if {subject} - {None} != subjects or set(mentions) != others:
                 problems.append(f"pk {pk} entity links differ from SQL")
+            if set(held_aliases.get(pk, ())) != named.get(pk, set()):
+                problems.append(f"pk {pk} entity aliases differ from SQL")
     for user in store.partitions.loaded_users():
         if user not in sql and store.partitions.get(user) is not None:
             problems.append(f"partition of {user}, who has no rows in SQL")
