@@ -103,7 +103,7 @@ class UserPartition:
                 self.facts[pk] = Facts(session, when, importance, is_question(content),
                                        subject, frozenset(key for key, _ in links
                                                           if key != subject),
-                                       mentions_time(content))
+                                       mentions_time(content), stats[0])
                 for key, _ in links:
                     self.by_entity.setdefault(key, set()).add(pk)
                 self.is_current[pk] = current
