@@ -154,7 +154,7 @@ Ranker = Callable[[Question], list[str]]
 DENSE_ONLY: dict[str, Any] = {"mode": "dense", "context_weight": 0.0, "answer_weight": 0.0,
                               "question_discount": 0.0, "date_boost": 0.0,
                               "entity_weight": 0.0, "hop_weight": 0.0, "time_boost": 0.0,
-                              "topic_weight": 0.0, "topic_focus": 0.0,
+                              "topic_weight": 0.0, "topic_focus": 0.0, "detail_weight": 0.0,
                               "dedupe_threshold": None, "mmr": False}
 
 
@@ -230,6 +230,7 @@ SWEEP: dict[str, dict[str, Any]] = {
     "no topic": {"topic_weight": 0.0, "topic_focus": 0.0},
     **{f"topic_weight={w}": {"topic_weight": w} for w in (0.0, 0.3, 1.0)},
     **{f"topic_focus={w}": {"topic_focus": w} for w in (0.0, 0.3)},
+    **{f"detail_weight={w}": {"detail_weight": w} for w in (0.0, 0.1, 0.3)},
 }
 
 

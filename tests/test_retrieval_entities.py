@@ -215,7 +215,7 @@ def test_topic_finds_a_persons_memories_about_what_the_question_asks(store_url: 
 
         def found(**options: float | str) -> int:
             hits = store.search("What hobbies does Melanie have?", user_id="u", k=5,
-                                mmr=False, **options)
+                                mmr=False, detail_weight=0.0, **options)  # the topic alone
             return len({h.memory.content for h in hits} & set(gold))
 
         assert found(topic_weight=0.0, topic_focus=0.0) == 1  # the ranking before

@@ -11,7 +11,9 @@ from langchain_persistent_memory import InvalidInputError
 from langchain_persistent_memory.retrieval import SearchOptions, TimeRange, parse_query_time
 from langchain_persistent_memory.retrieval.fusion import min_max, rrf, weighted_fusion
 from langchain_persistent_memory.retrieval.rerank import (
+    DETAIL_WORDS,
     date_factor,
+    detail_factor,
     importance_factor,
     is_question,
     mmr_order,
@@ -125,3 +127,11 @@ def test_options_are_validated_and_split_from_filters() -> None:
                 {"answer_weight": 1.5}, {"question_discount": -0.1}):
         with pytest.raises(InvalidInputError):
             SearchOptions(**bad)
+
+
+def test_detail_factor_grows_with_length_up_to_the_weight() -> None:
+    assert detail_factor(0, 0.2) == 1.0
+    assert detail_factor(DETAIL_WORDS // 3, 0.2) == pytest.approx(1.0 + 0.2 * (DETAIL_WORDS // 3)
+                                                                  / DETAIL_WORDS)
+    assert detail_factor(DETAIL_WORDS, 0.2) == detail_factor(10 * DETAIL_WORDS, 0.2) == 1.2
+    assert detail_factor(10 * DETAIL_WORDS, 0.0) == 1.0

@@ -109,3 +109,20 @@ def test_bad_options_are_rejected_before_searching(store: MemoryStore) -> None:
     for bad in ({"mode": "magic"}, {"dense_weight": 2}, {"colour": "red"}):
         with pytest.raises(InvalidInputError):
             store.search("tea", user_id="alice", **bad)
+
+
+def test_a_memory_that_says_something_beats_short_small_talk(store: MemoryStore) -> None:
+    """A one-line "Nice garden!" matches the query about as well as the turn that says what
+    grew in the garden (slightly better: it is short); the detail bonus (longer memories
+    gain up to ``detail_weight``) puts the statement first."""
+    fact = "Alice: This spring I planted tomatoes in the garden and the garden gave us beans too"
+    store.add_many(["Alice: Nice garden!", fact, "Alice: The dentist was fine",
+                    "Alice: We bought a lamp for the hall"], user_id="alice")
+
+    def first(**options: float) -> str:
+        return contents(store.search("Alice garden", user_id="alice", k=2, **options))[0]
+
+    assert first(detail_weight=0.0) == "Alice: Nice garden!"
+    assert first() == fact
+    with pytest.raises(InvalidInputError):
+        store.search("Alice garden", user_id="alice", detail_weight=1.5)

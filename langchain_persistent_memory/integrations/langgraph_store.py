@@ -59,10 +59,11 @@ _MAX_K = 10_000
 _HASHED = NAMESPACE_PREFIX + "#"
 _RECORD_SCOPE = sql_text(f"INSERT INTO {scopes.name} (scope, namespace) "
                          "VALUES (:scope, :namespace) ON CONFLICT (scope) DO NOTHING")
-# LangGraph scores are plain cosine similarities: no keyword fusion, date, entity or time
-# boost, no dedupe.
+# LangGraph scores are plain cosine similarities: no keyword fusion, date, entity, time or
+# detail boost, no dedupe.
 _COSINE: dict[str, Any] = {"mode": "dense", "date_boost": 0.0, "dedupe_threshold": None,
-                           "entity_weight": 0.0, "hop_weight": 0.0, "time_boost": 0.0}
+                           "entity_weight": 0.0, "hop_weight": 0.0, "time_boost": 0.0,
+                           "detail_weight": 0.0}
 
 
 class PersistentStore(BaseStore):

@@ -25,7 +25,7 @@ from .entities import (
 )
 from .fusion import rrf, weighted_fusion
 from .options import SearchOptions
-from .rerank import date_factor, importance_factor, mmr_order, recency_factor
+from .rerank import date_factor, detail_factor, importance_factor, mmr_order, recency_factor
 
 __all__ = ["CandidatePool", "Embed", "Facts", "Ranked", "rank"]
 
@@ -50,6 +50,7 @@ class Facts(NamedTuple):
     subject: str | None = None  # key of the entity it is about (its speaker), if any
     mentions: frozenset[str] = frozenset()  # keys of the other entities it names
     timed: bool = False  # it says when something happened ("yesterday", "in 2022")
+    words: int = 0  # its length in words (``detail_factor``)
 
 
 class Ranked(NamedTuple):
@@ -186,6 +187,7 @@ def rank(pool: CandidatePool, query: str, vector: np.ndarray, k: int,
         score *= entity_bonus(fact.subject, fact.mentions, wanted, options.entity_weight)
         if when and fact.timed:
             score *= 1.0 + options.time_boost
+        score *= detail_factor(fact.words, options.detail_weight)
         if min_score is not None and cosine[pk] < min_score:
             score = -np.inf
         scores.append(score)

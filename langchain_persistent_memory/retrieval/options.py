@@ -5,7 +5,8 @@ held-out ones (benchmarks/README.md): weighted fusion at 0.5 over 80 candidates 
 session context 0.5 (0.7 from a question to its answer), questions discounted by 0.15,
 entities 0.5 (the query's people and names), one entity hop at 0.2, "when" questions
 preferring memories that say when (0.3), the topic of a query naming entities at 0.5 on the
-dense side and 0.2 among the entities' memories, MMR at lambda 0.8. Recency and
+dense side and 0.2 among the entities' memories, longer memories preferred by up to 0.2
+(detail), MMR at lambda 0.8. Recency and
 importance are off by default: they trade relevance for freshness or salience, a choice only
 the application can make.
 """
@@ -63,6 +64,9 @@ class SearchOptions:
         topic_focus: the same topic's score among the memories naming those entities,
             relative to their centroid, adds up to this much to their relevance. Both 0
             turn the topic off.
+        detail_weight: multiplier bonus of a memory that says something at length: up to
+            ``1 + detail_weight`` at 15 words or more, in proportion below, so one-line small
+            talk ("Thanks!") gives way to statements of fact; 0 turns it off.
         mmr: diversify with maximal marginal relevance (``mmr_lambda`` = relevance share);
             on by default (measured), so near-repeats give way to other evidence.
         dedupe_threshold: drop a hit whose cosine to a better hit is at least this (None: off).
@@ -84,6 +88,7 @@ class SearchOptions:
     time_boost: float = 0.3
     topic_weight: float = 0.5
     topic_focus: float = 0.2
+    detail_weight: float = 0.2
     mmr: bool = True
     mmr_lambda: float = 0.8
     dedupe_threshold: float | None = 0.98
@@ -95,7 +100,8 @@ class SearchOptions:
             raise InvalidInputError(f"fusion must be one of {FUSIONS}", field="fusion")
         for name in ("dense_weight", "recency_weight", "importance_weight", "mmr_lambda",
                      "context_weight", "answer_weight", "question_discount", "entity_weight",
-                     "hop_weight", "time_boost", "topic_weight", "topic_focus"):
+                     "hop_weight", "time_boost", "topic_weight", "topic_focus",
+                     "detail_weight"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         _check_range("date_boost", self.date_boost, 0.0, 100.0)
         if self.dedupe_threshold is not None:

@@ -135,6 +135,7 @@ class SearchBody(_Body):
     time_boost: Number | None = None
     topic_weight: Number | None = None
     topic_focus: Number | None = None
+    detail_weight: Number | None = None
     mmr: StrictBool | None = None
     mmr_lambda: Number | None = None
     dedupe_threshold: Number | None = None

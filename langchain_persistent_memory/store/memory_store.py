@@ -310,7 +310,7 @@ class MemoryStore(AsyncTwins):
         ``candidates``, ``recency_half_life_days``, ``recency_weight``,
         ``importance_weight``, ``context_weight``, ``answer_weight``, ``question_discount``,
         ``date_boost``, ``entity_weight``, ``hop_weight``, ``time_boost``, ``topic_weight``,
-        ``topic_focus``, ``mmr``,
+        ``topic_focus``, ``detail_weight``, ``mmr``,
         ``mmr_lambda``, ``dedupe_threshold``. ``min_score`` is a floor on cosine similarity
         in every mode. Each hit carries the ranking ``score`` and, to threshold on, its
         ``cosine`` and ``keyword_match``.

@@ -107,7 +107,7 @@ class UserPartition:
                 self.facts[pk] = Facts(session, when, importance, is_question(content),
                                        subject, frozenset(key for key, _, _ in links
                                                           if key != subject),
-                                       mentions_time(content))
+                                       mentions_time(content), stats[0])
                 for key, _, _ in links:
                     self.by_entity.setdefault(key, set()).add(pk)
                 named = tuple(dict.fromkeys((entity_key(alias), key) for key, _, aliases
