@@ -309,3 +309,77 @@ def test_agent_middleware_over_a_client(client: MemoryClient) -> None:
     assert memory.content == "I am vegan" and memory.session_id == "t1"
     assert ask("ivan", "t2", "What should I eat?") == "Something vegan."
     assert ask("judy", "t3", "What should I eat?") == "A cheese toastie."
+
+
+def _llama_chat(block: Any, session: str) -> Any:
+    """LlamaIndex's ``Memory`` with tiny limits, so a few messages flush into the block."""
+    from llama_index.core.memory import Memory as ChatMemory
+
+    return ChatMemory.from_defaults(session_id=session, token_limit=40, memory_blocks=[block],
+                                    tokenizer_fn=lambda text: text.split(),
+                                    chat_history_token_ratio=0.5, token_flush_size=10)
+
+
+def test_llamaindex_block_over_a_client(client: MemoryClient) -> None:
+    """Flushed messages go to POST /v1/turns; a later session recalls them for that user only."""
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from langchain_persistent_memory import PersistentMemoryBlock
+
+    block = PersistentMemoryBlock(store=client, manager=client, user_id="lena")
+    first = _llama_chat(block, "monday")
+    first.put(ChatMessage(role="user", content="I am vegetarian and I love spicy food"))
+    first.put(ChatMessage(role="assistant", content="Noted, spicy vegetarian dishes it is then"))
+    first.put(ChatMessage(role="user", content="thanks, see you tomorrow for more ideas"))
+    assert client.flush(timeout=30)
+    assert "I am vegetarian and I love spicy food" in [m.content for m in client.list("lena")]
+    for user, expected in [("lena", True), ("mona", False)]:
+        later = _llama_chat(PersistentMemoryBlock(store=client, manager=client, user_id=user),
+                            f"tuesday-{user}")
+        later.put(ChatMessage(role="user", content="suggest some spicy food I would like"))
+        system = later.get()[0]
+        assert ("I am vegetarian and I love spicy food" in str(system.content)) is expected
+
+
+async def test_llamaindex_block_foreground_over_a_client(client: MemoryClient) -> None:
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from langchain_persistent_memory import PersistentMemoryBlock
+
+    block = PersistentMemoryBlock(store=client, manager=client, user_id="nico",
+                                  background=False)
+    await block.aput([ChatMessage(role="user", content="my cat is called Miso"),
+                      ChatMessage(role="assistant", content="cute name")])
+    assert [m.content for m in client.list("nico")] == ["my cat is called Miso"]  # no flush
+    text = await block.aget([ChatMessage(role="user", content="what is my cat called?")])
+    assert "Miso" in text and await block.aget([]) == ""
+
+
+async def test_llamaindex_retriever_over_a_client(client: MemoryClient) -> None:
+    from llama_index.core.schema import QueryBundle
+
+    from langchain_persistent_memory import LlamaIndexMemoryRetriever
+
+    cello = client.add("Olga plays the cello", user_id="olga", category="hobby")
+    client.add("Olga lives in Porto", user_id="olga")
+    client.add("Pia plays the cello too", user_id="pia", category="hobby")
+    nodes = LlamaIndexMemoryRetriever(client, user_id="olga", k=1).retrieve("cello")
+    assert [n.node.get_content() for n in nodes] == ["Olga plays the cello"]
+    assert nodes[0].node.node_id == cello.id and nodes[0].node.metadata["category"] == "hobby"
+    hobbies = LlamaIndexMemoryRetriever(client, user_id="olga", k=5, category="hobby")
+    found = await hobbies.aretrieve(QueryBundle("where"))
+    assert [n.node.get_content() for n in found] == ["Olga plays the cello"]
+
+
+def test_langgraph_store_refuses_a_client_with_a_reason(service: RunningService) -> None:
+    """Before: an AttributeError about ``embeddings`` from deep inside the constructor."""
+    from langchain_persistent_memory import PersistentStore
+
+    with MemoryClient(service.base_url, api_key="k-acme") as sync_client:
+        with pytest.raises(InvalidInputError, match="in-process MemoryStore") as refused:
+            PersistentStore(sync_client)  # type: ignore[arg-type]
+        assert refused.value.field == "store"
+        assert "never exposes LangGraph namespaces" in str(refused.value)
+    with pytest.raises(InvalidInputError, match="AsyncMemoryClient") as refused:
+        PersistentStore(AsyncMemoryClient(service.base_url, api_key="k-acme"))  # type: ignore[arg-type]
+    assert refused.value.field == "store"

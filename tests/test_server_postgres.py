@@ -135,3 +135,22 @@ async def test_mcp_over_http_on_any_worker(service: RunningService) -> None:
                                                                  for i in range(4)]
     with MemoryClient(service.base_url, api_key="k-beta") as beta:
         assert beta.list("tara") == []
+
+
+async def test_llamaindex_block_over_a_client_on_any_worker(service: RunningService) -> None:
+    """The LlamaIndex block over the service on PostgreSQL: a turn written through one
+    client (and worker) is recalled through another, in the key's tenant only."""
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from langchain_persistent_memory import PersistentMemoryBlock
+
+    with MemoryClient(service.base_url, api_key="k-acme") as writer:
+        block = PersistentMemoryBlock(store=writer, manager=writer, user_id="uma",
+                                      background=False)
+        await block.aput([ChatMessage(role="user", content="my boat is called Wren")])
+    question = [ChatMessage(role="user", content="what is my boat called?")]
+    for key, expected in [("k-acme", True), ("k-beta", False)]:
+        with MemoryClient(service.base_url, api_key=key) as reader:
+            recalled = await PersistentMemoryBlock(store=reader, manager=reader,
+                                                   user_id="uma").aget(question)
+        assert ("my boat is called Wren" in recalled) is expected

@@ -34,6 +34,7 @@ from langgraph.store.base.embed import get_text_at_path
 from sqlalchemy import Connection, delete, insert, or_, select, update
 from sqlalchemy import text as sql_text
 
+from ..backend import MemoryBackend
 from ..errors import InvalidInputError
 from ..models import AddOp, DeleteOp, Operation
 from ..scopes import NAMESPACE_PREFIX, NamespaceScope
@@ -70,7 +71,10 @@ class PersistentStore(BaseStore):
     """A LangGraph store that survives restarts, sharing a ``MemoryStore``'s database.
 
     Args:
-        store: the ``MemoryStore`` whose database, embeddings and index are used.
+        store: the ``MemoryStore`` whose database, embeddings and index are used. It must
+            be in process: a ``MemoryClient`` of the memory service is refused with
+            ``InvalidInputError(field="store")``, since the service never exposes
+            namespaces (they are not users) nor the items' table.
         index: which fields are embedded for ``search(query=...)``: an ``IndexConfig``
             (``fields``; ``embed``/``dims`` must agree with the store's embeddings), ``None``
             for the whole value (``"$"``), or ``False`` to disable semantic search.
@@ -84,6 +88,7 @@ class PersistentStore(BaseStore):
     def __init__(self, store: MemoryStore, *, index: IndexConfig | Literal[False] | None = None,
                  ttl: TTLConfig | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
+        _require_local_store(store)
         self.store = store
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self.ttl_config = ttl
@@ -377,6 +382,27 @@ def _validate(op: Op) -> None:
             raise InvalidInputError("ttl must be a positive number of minutes", field="ttl")
     if isinstance(op, ListNamespacesOp) and (op.limit < 0 or op.offset < 0):
         raise InvalidInputError("limit and offset must not be negative", field="limit")
+
+
+def _require_local_store(store: object) -> None:
+    """Refuse anything but an in-process ``MemoryStore`` with a reason, not an AttributeError.
+
+    Why a client cannot back this store: item values live in SQL tables beside the memories
+    (read, filtered and written in transactions here), and each namespace's text is a scope of
+    its own kind that the memory service deliberately never exposes: its API takes user ids
+    only and refuses ``langgraph:`` ones, so a namespace can never be read as a user. Serving
+    it would take a second API (items, TTL, namespace search and purge) on the service.
+    """
+    if isinstance(store, MemoryStore):
+        return
+    what = ("a MemoryBackend that is not a MemoryStore, such as a MemoryClient: the memory "
+            "service's API is scoped to users and never exposes LangGraph namespaces or "
+            "the items' table" if isinstance(store, MemoryBackend)
+            else f"got {type(store).__name__}")
+    raise InvalidInputError(
+        f"PersistentStore needs an in-process MemoryStore ({what}). Give it a MemoryStore "
+        "of its own (on PostgreSQL when several processes share it) and keep the client "
+        "for users' memories", field="store")
 
 
 def _check_index(store: MemoryStore,

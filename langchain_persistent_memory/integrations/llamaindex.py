@@ -1,8 +1,10 @@
 """LlamaIndex adapters: a long-term ``BaseMemoryBlock`` for ``llama_index.core.memory.Memory``
 and a ``BaseRetriever`` over one user's memories (extra ``[llamaindex]``).
 
-The block reads with ``MemoryStore.search`` and writes through the ``MemoryManager`` (in the
-background by default), so LlamaIndex apps share memories with LangChain ones.
+The block reads with ``search`` and writes through a turn processor (in the background by
+default), so LlamaIndex apps share memories with LangChain ones. Both take any
+``MemoryBackend``: an in-process ``MemoryStore`` and ``MemoryManager``, or one ``MemoryClient``
+of the memory service for both (turns then go to ``POST /v1/turns``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from llama_index.core.memory.memory import BaseMemoryBlock
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import Field, field_validator
 
+from ..backend import MemoryBackend, TurnProcessor
 from ..models import ScoredMemory
-from ..pipeline import MemoryManager
 from ..retrieval.render import render_memories
-from ..store import MemoryStore
 from ..validation import check_user_id
 from ._common import memory_metadata
 
@@ -41,7 +42,8 @@ class PersistentMemoryBlock(BaseMemoryBlock[str]):
     pipeline.
 
     Args:
-        store / manager: the shared ``MemoryStore`` and ``MemoryManager``.
+        store / manager: the shared ``MemoryStore`` and ``MemoryManager``, or one
+            ``MemoryClient`` of the memory service for both.
         user_id: whose memories this block reads and writes.
         k: memories recalled per call. max_tokens: budget of the rendered block.
         background: ``True`` submits flushed messages to the manager's background worker;
@@ -49,8 +51,8 @@ class PersistentMemoryBlock(BaseMemoryBlock[str]):
     """
 
     name: str = "long_term_memory"
-    store: MemoryStore
-    manager: MemoryManager
+    store: MemoryBackend
+    manager: TurnProcessor
     user_id: str
     k: int = Field(default=5, ge=1, le=100)
     max_tokens: int = Field(default=600, ge=1)
@@ -79,9 +81,10 @@ class PersistentMemoryBlock(BaseMemoryBlock[str]):
 
 
 class LlamaIndexMemoryRetriever(BaseRetriever):
-    """A LlamaIndex retriever returning one user's memories as scored ``TextNode`` objects."""
+    """A LlamaIndex retriever returning one user's memories as scored ``TextNode`` objects,
+    from a ``MemoryStore`` or a ``MemoryClient``."""
 
-    def __init__(self, store: MemoryStore, *, user_id: str, k: int = 4,
+    def __init__(self, store: MemoryBackend, *, user_id: str, k: int = 4,
                  **filters: Any) -> None:
         super().__init__()
         self.store = store
