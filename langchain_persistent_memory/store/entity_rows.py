@@ -109,7 +109,10 @@ def memory_links(content: str, given: tuple[str, ...] = ()) -> list[Entity]:
     with the aliases given for them. Pure: what :func:`link_memories` writes for a memory is
     exactly this."""
     found = {e.key[:_MAX_NAME]: e._replace(key=e.key[:_MAX_NAME], name=e.name[:_MAX_NAME])
+             if len(e.key) > _MAX_NAME or len(e.name) > _MAX_NAME else e
              for e in extract_entities(content)}
+    if not given:  # the common case: folding the whole text is most of a link's cost
+        return list(found.values())
     words = _folded(content)
     for name in given:
         key = entity_key(name)[:_MAX_NAME]
