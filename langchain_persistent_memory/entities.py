@@ -33,8 +33,9 @@ MAX_ALIASES = 8  # per entity and memory
 _SPEAKER = re.compile(r"^\s*([A-Z][\w.'-]{0,40}(?: [A-Z][\w.'-]{0,40}){0,2})\s*:\s")
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201d\n]{2,60})[\"\u201d]")
 _NAME_WORD = r"(?:(?:Dr|Mr|Mrs|Ms|St|Mt|Jr|Prof)\.|[A-Z][\w'-]*)"  # "Dr." keeps its dot
+# (?=[A-Z]) changes no match: it lets the scan skip other positions before trying \b
 _CAPITALISED = re.compile(
-    rf"\b({_NAME_WORD}(?:[ \t]+(?:of[ \t]+|the[ \t]+|de[ \t]+)?{_NAME_WORD})*)")
+    rf"(?=[A-Z])\b({_NAME_WORD}(?:[ \t]+(?:of[ \t]+|the[ \t]+|de[ \t]+)?{_NAME_WORD})*)")
 _NAME = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}}"
 _RELATIONS = ("best friend|friend|sister|brother|mother|mom|mum|father|dad|wife|husband|son|"
               "daughter|boyfriend|girlfriend|partner|fiance|fiancee|boss|cousin|aunt|uncle|"
@@ -46,7 +47,7 @@ _MINE = r"(?i:my|our|the user's)\s+(?:(?i:older|younger|little|big|baby|twin|eld
 _PARENTHESIS = re.compile(
     rf"({_NAME})\s*\(\s*(?:(?:aka|a\.k\.a\.|also known as|called)\s+)?({_NAME})\s*\)")
 _OR = re.compile(rf"({_NAME}),\s+or\s+({_NAME}),")  # Robert, or Bob,
-_AKA_WORDS = ("aka", "a.k.a.", "known as", "nicknamed")
+_AKA_WORDS = ("aka", "a.k.a.", "known as", "nicknamed")  # each has a "k"
 _AKA = re.compile(rf"({_NAME}),?\s+(?:aka|a\.k\.a\.|(?:also\s+)?known\s+as|nicknamed)\s+"
                   rf"({_NAME})")  # Robert, aka Bob
 _RELATION = re.compile(rf"(?:my|our|user's)\s+(?:[a-z]+\s+)?(?:{_RELATIONS})\b")  # lower case
@@ -88,13 +89,18 @@ class Entity(NamedTuple):
     aliases: tuple[str, ...] = ()  # other names this memory gives it ("Mel", "sister")
 
 
+_POSSESSIVE = re.compile(r"['\u2019]s\b")
+_PUNCTUATION = re.compile(r"[^\w\s-]")
+
+
 def entity_key(name: str) -> str:
     """The folded form names are matched by: lower case, no diacritics, single spaces,
     no possessive ``'s`` and no surrounding punctuation."""
-    folded = unicodedata.normalize("NFKD", name.strip().lower())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    folded = re.sub(r"['\u2019]s\b", "", folded)
-    return " ".join(re.sub(r"[^\w\s-]", " ", folded).split())
+    folded = name.strip().lower()
+    if not folded.isascii():  # ASCII has no decomposition and no combining marks
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return " ".join(_PUNCTUATION.sub(" ", _POSSESSIVE.sub("", folded)).split())
 
 
 def _starts_sentence(text: str, at: int) -> bool:
@@ -123,9 +129,10 @@ def extract_entities(text: str) -> list[Entity]:
     # A name at a sentence's start counts when it has an alias; a relation makes a person.
     for name, alias in sorted(aliases, key=lambda pair: not pair[1].islower()):
         keep(name, "person" if alias.islower() else "name")
-    for m in _QUOTED.finditer(body):
-        if any(c.isalpha() for c in m.group(1)):
-            keep(m.group(1), "title")
+    if '"' in body or "\u201c" in body:
+        for m in _QUOTED.finditer(body):
+            if any(c.isalpha() for c in m.group(1)):
+                keep(m.group(1), "title")
     for m in _CAPITALISED.finditer(body):
         words = m.group(1).rstrip(".").split()
         # A sentence's first word is capitalised anyway: a lone one is no name ("Researching
@@ -153,7 +160,7 @@ def _aliases(body: str) -> list[tuple[str, str]]:
     lowered = body.lower()
     patterns = [pattern for may, pattern in (
         ("(" in body, _PARENTHESIS), (", or " in body, _OR),
-        (any(w in lowered for w in _AKA_WORDS), _AKA)) if may]
+        ("k" in lowered and any(w in lowered for w in _AKA_WORDS), _AKA)) if may]
     relation = _RELATION.search(lowered) is not None
     if relation:
         patterns += _RELATION_AFTER
@@ -181,6 +188,8 @@ def _with_aliases(found: dict[str, Entity], aliases: list[tuple[str, str]]) -> l
             given.setdefault(key, [])
             if entity_key(alias) not in map(entity_key, given[key]):
                 given[key].append(alias)
+    if not given:  # most texts: no alias, and each entity keeps its empty default
+        return list(found.values())
     alias_keys = {entity_key(a) for names in given.values() for a in names}
-    return [e._replace(aliases=tuple(given.get(key, ())))
+    return [e._replace(aliases=tuple(given[key])) if key in given else e
             for key, e in found.items() if e.subject or key not in alias_keys or key in given]

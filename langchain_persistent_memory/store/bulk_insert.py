@@ -18,7 +18,8 @@ __all__ = ["as_stored_json", "insert_rows"]
 
 def insert_rows(conn: Connection, table: Table, columns: dict[str, list[Any]], *,
             encoded: dict[str, list[Any]] | None = None) -> list[int]:
-    """Insert rows given column by column; return their generated keys in order.
+    """Insert rows given column by column; return their generated keys in order (for a
+    table with an integer key; callers of other tables ignore them).
     ``encoded`` (SQLite): values some rows already have as the column stores them (None:
     encode this row's value)."""
     if conn.dialect.name == "sqlite":

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, func, select, text
 
 from ..entities import ENTITY_KINDS, MAX_ALIASES, Entity, entity_key, extract_entities
 from ..errors import InvalidInputError
+from .bulk_insert import insert_rows
 from .reader import EntityLinks
 from .schema import entities, memories, memory_entities
 
@@ -109,7 +110,10 @@ def memory_links(content: str, given: tuple[str, ...] = ()) -> list[Entity]:
     with the aliases given for them. Pure: what :func:`link_memories` writes for a memory is
     exactly this."""
     found = {e.key[:_MAX_NAME]: e._replace(key=e.key[:_MAX_NAME], name=e.name[:_MAX_NAME])
+             if len(e.key) > _MAX_NAME or len(e.name) > _MAX_NAME else e
              for e in extract_entities(content)}
+    if not given:  # the common case: folding the whole text is most of a link's cost
+        return list(found.values())
     words = _folded(content)
     for name in given:
         key = entity_key(name)[:_MAX_NAME]
@@ -125,27 +129,32 @@ def memory_links(content: str, given: tuple[str, ...] = ()) -> list[Entity]:
 def _write_links(conn: Connection, user_id: str, found: Mapping[int, list[Entity]]
                  ) -> dict[int, EntityLinks]:
     """Insert each pk's links (and the user's entities they name that are new)."""
-    links: list[dict[str, object]] = []
+    columns: dict[str, list[Any]] = {"memory_pk": [], "entity_key": [], "subject": [],
+                                     "aliases": []}
     named: dict[str, tuple[str, str]] = {}
+    people: set[str] = set()
     out: dict[int, EntityLinks] = {}
     for pk, linked in found.items():
         out[pk] = tuple((e.key, e.subject, e.aliases) for e in linked)
         for entity in linked:
             named.setdefault(entity.key, (entity.name, entity.kind))
-            links.append({"memory_pk": pk, "entity_key": entity.key, "user_id": user_id,
-                          "subject": int(entity.subject),
-                          "aliases": list(entity.aliases) or None})
-    if not links:
+            columns["memory_pk"].append(pk)
+            columns["entity_key"].append(entity.key)
+            columns["subject"].append(int(entity.subject))
+            columns["aliases"].append(list(entity.aliases) or None)
+            if entity.subject:
+                people.add(entity.key)
+    if not named:
         return out
     conn.execute(text(f"INSERT INTO {entities.name} (user_id, key, name, kind) "
                       "VALUES (:user_id, :key, :name, :kind) ON CONFLICT DO NOTHING"),
                  [{"user_id": user_id, "key": key, "name": name, "kind": kind}
                   for key, (name, kind) in named.items()])
-    conn.execute(memory_entities.insert(), links)
-    people = sorted({str(link["entity_key"]) for link in links if link["subject"]})
+    columns["user_id"] = [user_id] * len(columns["memory_pk"])
+    insert_rows(conn, memory_entities, columns)
     if people:  # first named in passing, later a speaker: a person after all
         conn.execute(entities.update().where(
-            entities.c.user_id == user_id, entities.c.key.in_(people),
+            entities.c.user_id == user_id, entities.c.key.in_(sorted(people)),
             entities.c.kind != "person").values(kind="person"))
     return out
 
