@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from langchain_persistent_memory.retrieval import SearchOptions
 from tests.support.service import RunningService
 
 pytestmark = pytest.mark.integration
@@ -328,3 +330,19 @@ def test_rate_limit_answers_429_per_tenant(tmp_path: Path) -> None:
             assert beta.get("/v1/count").status_code == 200  # another tenant's budget
     finally:
         running.stop()
+
+
+def test_every_ranking_option_of_search_is_accepted_over_rest(acme: httpx.Client) -> None:
+    """The REST search schema lists the ranking options by hand: each option of
+    ``SearchOptions`` (with its default value) must pass, and be applied, over HTTP."""
+    added = acme.post("/v1/memories", json={"user_id": "opts", "content": "Opts likes tea"})
+    assert added.status_code in (200, 201), added.text
+    defaults = SearchOptions()
+    for option in fields(SearchOptions):
+        value = getattr(defaults, option.name)
+        response = acme.post("/v1/search", json={"user_id": "opts", "query": "tea",
+                                                  option.name: value})
+        assert response.status_code == 200, (option.name, response.text)
+        assert [h["memory"]["content"] for h in response.json()["results"]] == ["Opts likes tea"]
+    bad = acme.post("/v1/search", json={"user_id": "opts", "query": "tea", "mode": "nonsense"})
+    assert bad.status_code == 400 and error_of(bad)["type"] == "InvalidInputError"
